@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The crate's single error type.
+//!
+//! Every failure carries an [`ErrorKind`] whose [`ErrorKind::code`] is a stable name. The bindings map
+//! each kind once, with no catch-all arm, so a new kind cannot silently become a generic error.
+
+use std::fmt;
+
+/// What went wrong, as a stable, matchable kind.
+///
+/// The messages follow asyncjobs' error texts where asyncjobs has one, because those texts end up in
+/// task documents (`last_err`) that Go tooling reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No task with that id is stored.
+    TaskNotFound,
+    /// A task type does not match `^[a-zA-Z0-9_:-]+$`.
+    InvalidTaskType,
+    /// A task id does not match `^[a-zA-Z0-9_:-]+$`.
+    InvalidTaskId,
+    /// The task is in a state from which it cannot be enqueued.
+    TaskCannotEnqueue,
+    /// A task save lost an optimistic-concurrency race or was otherwise refused.
+    TaskUpdateFailed,
+    /// The task is already signed.
+    TaskAlreadySigned,
+    /// Signing needs the task's queue to be set.
+    SignatureRequiresQueue,
+    /// Signatures are required and the task has none.
+    TaskNotSigned,
+    /// The task's signature does not verify.
+    SignatureInvalid,
+    /// A signing or verification key is malformed.
+    InvalidKey,
+    /// No queue with that name exists.
+    QueueNotFound,
+    /// The queue's `WORKERS` consumer does not exist.
+    QueueConsumerNotFound,
+    /// A queue name is empty or unusable.
+    InvalidQueueName,
+    /// The work queue refused the item as a duplicate.
+    DuplicateItem,
+    /// A handler is already registered for that task type.
+    DuplicateHandler,
+    /// No retry policy has that name.
+    UnknownRetryPolicy,
+    /// A retry policy is malformed (no intervals, bad bounds).
+    InvalidRetryPolicy,
+    /// A state name cannot be used as a discard state.
+    UnknownDiscardPolicy,
+    /// A payload could not be encoded or decoded.
+    InvalidPayload,
+    /// A stored document is not valid JSON of the expected shape.
+    InvalidDocument,
+    /// Unknown lifecycle event type.
+    UnknownEventType,
+    /// An option value is out of range or options conflict.
+    InvalidOption,
+    /// `mark_in_progress` was called outside a running handler.
+    InProgressNotSupported,
+    /// Connecting to NATS failed.
+    Connection,
+    /// A JetStream or NATS request failed or timed out.
+    Storage,
+    /// Reading a key or seed file failed.
+    Io,
+}
+
+impl ErrorKind {
+    /// The stable name of this kind, e.g. `"TaskNotFound"`; bindings expose it as the error code.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(jetjobs::ErrorKind::TaskNotFound.code(), "TaskNotFound");
+    /// ```
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::TaskNotFound => "TaskNotFound",
+            ErrorKind::InvalidTaskType => "InvalidTaskType",
+            ErrorKind::InvalidTaskId => "InvalidTaskId",
+            ErrorKind::TaskCannotEnqueue => "TaskCannotEnqueue",
+            ErrorKind::TaskUpdateFailed => "TaskUpdateFailed",
+            ErrorKind::TaskAlreadySigned => "TaskAlreadySigned",
+            ErrorKind::SignatureRequiresQueue => "SignatureRequiresQueue",
+            ErrorKind::TaskNotSigned => "TaskNotSigned",
+            ErrorKind::SignatureInvalid => "SignatureInvalid",
+            ErrorKind::InvalidKey => "InvalidKey",
+            ErrorKind::QueueNotFound => "QueueNotFound",
+            ErrorKind::QueueConsumerNotFound => "QueueConsumerNotFound",
+            ErrorKind::InvalidQueueName => "InvalidQueueName",
+            ErrorKind::DuplicateItem => "DuplicateItem",
+            ErrorKind::DuplicateHandler => "DuplicateHandler",
+            ErrorKind::UnknownRetryPolicy => "UnknownRetryPolicy",
+            ErrorKind::InvalidRetryPolicy => "InvalidRetryPolicy",
+            ErrorKind::UnknownDiscardPolicy => "UnknownDiscardPolicy",
+            ErrorKind::InvalidPayload => "InvalidPayload",
+            ErrorKind::InvalidDocument => "InvalidDocument",
+            ErrorKind::UnknownEventType => "UnknownEventType",
+            ErrorKind::InvalidOption => "InvalidOption",
+            ErrorKind::InProgressNotSupported => "InProgressNotSupported",
+            ErrorKind::Connection => "Connection",
+            ErrorKind::Storage => "Storage",
+            ErrorKind::Io => "Io",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The error returned by every fallible jetjobs operation.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl Error {
+    /// An error of `kind` with a human-readable message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error of `kind` caused by `source`; the source's text is appended to the message.
+    pub fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        let source = source.into();
+        Self {
+            kind,
+            message: format!("{}: {source}", message.into()),
+            source: Some(source),
+        }
+    }
+
+    /// The stable kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Shorthand for `self.kind().code()`.
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    pub(crate) fn storage(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::with_source(ErrorKind::Storage, context, source)
+    }
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+//! # jetjobs
+//!
+//! A distributed job queue on NATS JetStream, wire-compatible with
+//! [choria-io/asyncjobs](https://github.com/choria-io/asyncjobs): the same streams, subjects, KV
+//! buckets, JSON documents and headers, so Go asyncjobs producers and jetjobs workers share queues.
+//!
+//! ```no_run
+//! use jetjobs::{ClientOptions, HandlerError, Mux, Queue, Task};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo() -> jetjobs::Result<()> {
+//! let client = ClientOptions::new()
+//!     .queue(Queue::new("EMAIL"))
+//!     .connect("nats://127.0.0.1:4222")
+//!     .await?;
+//! client.enqueue(Task::new("email:new", &serde_json::json!({"to": "a@example.net"}))?).await?;
+//!
+//! let mut mux = Mux::new();
+//! mux.handle("email:new", |_ctx, task: Task| async move {
+//!     let body: serde_json::Value = task.payload_json()?;
+//!     Ok::<_, HandlerError>(serde_json::json!({"sent_to": body["to"]}))
+//! })?;
+//! let shutdown = CancellationToken::new();
+//! client.run(mux, shutdown).await?;
+//! # Ok(()) }
+//! ```
+#![deny(unreachable_pub, rustdoc::broken_intra_doc_links, missing_docs)]
+
+mod client;
+mod error;
+mod events;
+mod handler;
+mod mux;
+mod processor;
+mod queue;
+mod retry;
+mod scheduler;
+pub mod signing;
+mod storage;
+mod task;
+mod wire;
+
+pub use client::{Client, ClientOptions, DEFAULT_CONCURRENCY, StorageAdmin, connect};
+pub use error::{Error, ErrorKind, Result};
+pub use events::{
+    EVENTS_SUBJECT_WILDCARD, Event, LEADER_ELECTED_EVENT_TYPE, LeaderElectedEvent,
+    TASK_STATE_EVENT_TYPE, TaskStateChangeEvent,
+};
+pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
+pub use mux::{Middleware, Mux, chain};
+pub use queue::{DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_RUN_TIME, DEFAULT_QUEUE_NAME, Queue};
+pub use retry::{RETRY_POLICY_NAMES, RetryPolicy};
+pub use scheduler::ScheduledTask;
+pub use signing::{TaskSigner, TaskVerifier};
+pub use storage::{QueueInfo, TasksInfo};
+pub use task::{DEFAULT_MAX_TRIES, Task, TaskResult, TaskState};
+pub use tokio_util::sync::CancellationToken;
+pub use wire::{Timestamp, is_valid_name, new_id};

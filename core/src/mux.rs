@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Routing of task types to handlers, with asyncjobs' rules: exact type, else the longest
+//! registered prefix (`""` catches everything), else a built-in "no handler" failure.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::handler::{Handler, HandlerError, HandlerResult, TaskContext};
+use crate::task::Task;
+
+/// Wraps a handler in another, e.g. for logging, timing or short-circuiting.
+pub type Middleware = Arc<dyn Fn(Arc<dyn Handler>) -> Arc<dyn Handler> + Send + Sync>;
+
+/// Composes middleware so that `chain([a, b, c])` wraps a handler as `a(b(c(h)))`.
+pub fn chain(middleware: Vec<Middleware>) -> Middleware {
+    Arc::new(move |handler| wrap(&middleware, handler))
+}
+
+fn wrap(middleware: &[Middleware], handler: Arc<dyn Handler>) -> Arc<dyn Handler> {
+    middleware.iter().rev().fold(handler, |h, mw| mw(h))
+}
+
+#[derive(Clone)]
+struct Route {
+    task_type: String,
+    handler: Arc<dyn Handler>,
+    middleware: Vec<Middleware>,
+    wrapped: Arc<dyn Handler>,
+}
+
+/// A task router.
+///
+/// # Examples
+/// ```
+/// use jetjobs::{Mux, HandlerError};
+/// let mut mux = Mux::new();
+/// mux.handle("email:", |_ctx, task: jetjobs::Task| async move {
+///     Ok::<_, HandlerError>(serde_json::json!({"type": task.task_type}))
+/// })?;
+/// assert!(mux.route_for("email:new").is_some());
+/// assert!(mux.route_for("sms:new").is_none());
+/// # Ok::<(), jetjobs::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Mux {
+    routes: Vec<Route>,
+    global: Vec<Middleware>,
+}
+
+impl Mux {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an async function for `task_type` (a type or a prefix; `""` matches all).
+    pub fn handle<F, Fut>(&mut self, task_type: impl Into<String>, f: F) -> Result<&mut Self>
+    where
+        F: Fn(TaskContext, Task) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.handle_with(task_type, Arc::new(f), Vec::new())
+    }
+
+    /// Registers a handler with per-route middleware, applied inside the global middleware.
+    pub fn handle_with(
+        &mut self,
+        task_type: impl Into<String>,
+        handler: Arc<dyn Handler>,
+        middleware: Vec<Middleware>,
+    ) -> Result<&mut Self> {
+        let task_type = task_type.into();
+        if self.routes.iter().any(|r| r.task_type == task_type) {
+            return Err(Error::new(
+                ErrorKind::DuplicateHandler,
+                format!("duplicate handler for task type {task_type:?}"),
+            ));
+        }
+        let wrapped = wrap(&self.global, wrap(&middleware, handler.clone()));
+        self.routes.push(Route { task_type, handler, middleware, wrapped });
+        // Longest prefix first, so the first match is the most specific.
+        self.routes.sort_by_key(|r| std::cmp::Reverse(r.task_type.len()));
+        Ok(self)
+    }
+
+    /// Adds global middleware, outermost first in the order added; existing routes are rewrapped.
+    pub fn use_middleware(&mut self, middleware: Middleware) -> &mut Self {
+        self.global.push(middleware);
+        for route in &mut self.routes {
+            route.wrapped = wrap(&self.global, wrap(&route.middleware, route.handler.clone()));
+        }
+        self
+    }
+
+    /// The registered type that `task_type` routes to, if any.
+    pub fn route_for(&self, task_type: &str) -> Option<&str> {
+        self.find(task_type).map(|r| r.task_type.as_str())
+    }
+
+    fn find(&self, task_type: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|r| r.task_type == task_type)
+            .or_else(|| self.routes.iter().find(|r| task_type.starts_with(&r.task_type)))
+    }
+
+    /// The wrapped handler for `task_type`, or the built-in one that fails every try.
+    pub fn handler_for(&self, task_type: &str) -> Arc<dyn Handler> {
+        match self.find(task_type) {
+            Some(route) => route.wrapped.clone(),
+            None => Arc::new(NoHandler),
+        }
+    }
+}
+
+/// Not wrapped by middleware, as in asyncjobs: the failure is an ordinary retryable error.
+struct NoHandler;
+
+impl Handler for NoHandler {
+    fn call(&self, _ctx: TaskContext, task: Task) -> futures::future::BoxFuture<'static, HandlerResult> {
+        let message = format!("no handler for task type {:?}", task.task_type);
+        Box::pin(async move { Err(HandlerError::retry(message)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    fn echo(name: &'static str) -> Arc<dyn Handler> {
+        Arc::new(move |_ctx: TaskContext, _t: Task| async move { Ok(serde_json::json!(name)) })
+    }
+
+    fn recorder(log: Arc<Mutex<Vec<String>>>, name: &'static str) -> Middleware {
+        Arc::new(move |next: Arc<dyn Handler>| {
+            let log = log.clone();
+            Arc::new(move |ctx: TaskContext, task: Task| {
+                let (log, next) = (log.clone(), next.clone());
+                async move {
+                    log.lock().map_err(|e| HandlerError::retry(e.to_string()))?.push(name.into());
+                    next.call(ctx, task).await
+                }
+            }) as Arc<dyn Handler>
+        })
+    }
+
+    async fn run(mux: &Mux, task_type: &str) -> HandlerResult {
+        let task = Task::new(task_type, &1).map_err(|e| HandlerError::retry(e.to_string()))?;
+        mux.handler_for(task_type).call(TaskContext::detached(Duration::from_secs(1)), task).await
+    }
+
+    #[tokio::test]
+    async fn longest_prefix_wins_and_catch_all_is_last() -> Result<()> {
+        let mut mux = Mux::new();
+        mux.handle_with("", echo("all"), vec![])?
+            .handle_with("things:", echo("things"), vec![])?
+            .handle_with("things:special", echo("special"), vec![])?;
+        assert_eq!(run(&mux, "things:special").await, Ok(serde_json::json!("special")));
+        assert_eq!(run(&mux, "things:other").await, Ok(serde_json::json!("things")));
+        assert_eq!(run(&mux, "else").await, Ok(serde_json::json!("all")));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unknown_type_fails_with_asyncjobs_text_and_duplicates_are_refused() -> Result<()> {
+        let mut mux = Mux::new();
+        mux.handle_with("a", echo("a"), vec![])?;
+        let err = run(&mux, "b").await.err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("no handler for task type \"b\""));
+        let dup = mux.handle_with("a", echo("a"), vec![]).err().map(|e| e.kind());
+        assert_eq!(dup, Some(ErrorKind::DuplicateHandler));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn middleware_order_is_global_then_route_and_late_use_rewraps() -> Result<()> {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut mux = Mux::new();
+        mux.use_middleware(recorder(log.clone(), "g1"));
+        mux.handle_with("a", echo("a"), vec![recorder(log.clone(), "r1"), recorder(log.clone(), "r2")])?;
+        mux.use_middleware(recorder(log.clone(), "g2"));
+        run(&mux, "a").await.map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
+        assert_eq!(*log.lock().map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?, ["g1", "g2", "r1", "r2"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn chain_composes_outermost_first() -> Result<()> {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mw = chain(vec![recorder(log.clone(), "a"), recorder(log.clone(), "b")]);
+        let h = mw(echo("x"));
+        let task = Task::new("t", &1)?;
+        let _ = h.call(TaskContext::detached(Duration::from_secs(1)), task).await;
+        assert_eq!(*log.lock().map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?, ["a", "b"]);
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Queue settings: one JetStream work-queue stream `CHORIA_AJ_Q_<name>` with a `WORKERS` consumer.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// asyncjobs' `DefaultJobRunTime`: how long a handler may run before the item is redelivered.
+pub const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(3600);
+/// asyncjobs' `DefaultQueueMaxConcurrent`.
+pub const DEFAULT_MAX_CONCURRENT: i64 = 100;
+/// Name of the queue used when none is configured.
+pub const DEFAULT_QUEUE_NAME: &str = "DEFAULT";
+
+/// A work queue and the limits JetStream enforces on it.
+///
+/// Values are only used when the queue is created; after create or bind the server's configuration
+/// is read back and is authoritative, as in asyncjobs.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let q = jetjobs::Queue::new("EMAIL").max_concurrent(20).max_tries(10).max_run_time(Duration::from_secs(60));
+/// assert_eq!(q.max_concurrent, 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queue {
+    /// Queue name; the stream is `CHORIA_AJ_Q_<name>`.
+    pub name: String,
+    /// Items older than this are discarded; zero keeps them forever.
+    #[serde(with = "crate::wire::nanos")]
+    pub max_age: Duration,
+    /// Most items held; -1 or 0 means unlimited.
+    pub max_entries: i64,
+    /// When full, discard the oldest item instead of refusing new ones.
+    pub discard_old: bool,
+    /// Deliveries per item (the consumer's `max_deliver`); -1 means unlimited.
+    pub max_tries: i64,
+    /// How long one handler run may take before the item is redelivered (the consumer's `ack_wait`).
+    #[serde(rename = "max_runtime", with = "crate::wire::nanos")]
+    pub max_run_time: Duration,
+    /// Items in flight across every worker (the consumer's `max_ack_pending`).
+    pub max_concurrent: i64,
+    /// Only bind to an existing queue; fail with `QueueNotFound` if it does not exist.
+    #[serde(skip)]
+    pub no_create: bool,
+}
+
+impl Queue {
+    /// A queue with asyncjobs' defaults: unlimited tries, 1h run time, 100 concurrent.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            max_age: Duration::ZERO,
+            max_entries: -1,
+            discard_old: false,
+            max_tries: -1,
+            max_run_time: DEFAULT_MAX_RUN_TIME,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            no_create: false,
+        }
+    }
+
+    /// asyncjobs' implicit `DEFAULT` queue: 100 tries, 1 minute run time, 100 concurrent.
+    pub fn default_queue() -> Self {
+        Self {
+            max_tries: 100,
+            max_run_time: Duration::from_secs(60),
+            ..Self::new(DEFAULT_QUEUE_NAME)
+        }
+    }
+
+    /// Bind to an existing queue instead of creating it.
+    pub fn bind(name: impl Into<String>) -> Self {
+        Self {
+            no_create: true,
+            ..Self::new(name)
+        }
+    }
+
+    /// See [`Queue::max_age`](field@Queue::max_age).
+    pub fn max_age(mut self, d: Duration) -> Self {
+        self.max_age = d;
+        self
+    }
+
+    /// See [`Queue::max_entries`](field@Queue::max_entries).
+    pub fn max_entries(mut self, n: i64) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// See [`Queue::discard_old`](field@Queue::discard_old).
+    pub fn discard_old(mut self, yes: bool) -> Self {
+        self.discard_old = yes;
+        self
+    }
+
+    /// See [`Queue::max_tries`](field@Queue::max_tries).
+    pub fn max_tries(mut self, n: i64) -> Self {
+        self.max_tries = n;
+        self
+    }
+
+    /// See [`Queue::max_run_time`](field@Queue::max_run_time).
+    pub fn max_run_time(mut self, d: Duration) -> Self {
+        self.max_run_time = d;
+        self
+    }
+
+    /// See [`Queue::max_concurrent`](field@Queue::max_concurrent).
+    pub fn max_concurrent(mut self, n: i64) -> Self {
+        self.max_concurrent = n;
+        self
+    }
+
+    /// The JetStream stream holding this queue's items.
+    pub fn stream_name(&self) -> String {
+        format!("CHORIA_AJ_Q_{}", self.name)
+    }
+
+    /// The subject an item for `task_id` is published on.
+    pub(crate) fn item_subject(&self, task_id: &str) -> String {
+        format!("CHORIA_AJ.Q.{}.{}", self.name, task_id)
+    }
+}

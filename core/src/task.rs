@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Tasks: the JSON document asyncjobs stores at `CHORIA_AJ.T.<id>`, its states and its options.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::wire::{self, Timestamp, base64_bytes, is_valid_name};
+
+/// asyncjobs' `DefaultMaxTries`.
+pub const DEFAULT_MAX_TRIES: i64 = 10;
+
+/// A task's lifecycle state, with asyncjobs' exact strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum TaskState {
+    /// State not known (`""`).
+    #[serde(rename = "")]
+    #[default]
+    Unknown,
+    /// Created and enqueued, not yet handled.
+    #[serde(rename = "new")]
+    New,
+    /// A handler is running it.
+    #[serde(rename = "active")]
+    Active,
+    /// A try failed; it will be tried again.
+    #[serde(rename = "retry")]
+    Retry,
+    /// Past its deadline or out of tries.
+    #[serde(rename = "expired")]
+    Expired,
+    /// A handler asked for no further tries.
+    #[serde(rename = "terminated")]
+    Terminated,
+    /// Handled successfully (the wire string is `complete`).
+    #[serde(rename = "complete")]
+    Complete,
+    /// Storing its work item failed.
+    #[serde(rename = "queue_error")]
+    QueueError,
+    /// Waiting for dependencies.
+    #[serde(rename = "blocked")]
+    Blocked,
+    /// A dependency failed, so it will never run.
+    #[serde(rename = "unreachable")]
+    Unreachable,
+}
+
+impl TaskState {
+    /// The wire string, e.g. `"complete"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Unknown => "",
+            TaskState::New => "new",
+            TaskState::Active => "active",
+            TaskState::Retry => "retry",
+            TaskState::Expired => "expired",
+            TaskState::Terminated => "terminated",
+            TaskState::Complete => "complete",
+            TaskState::QueueError => "queue_error",
+            TaskState::Blocked => "blocked",
+            TaskState::Unreachable => "unreachable",
+        }
+    }
+
+    /// True for states no processor will move the task out of on its own.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskState::Expired
+                | TaskState::Terminated
+                | TaskState::Complete
+                | TaskState::Unreachable
+                | TaskState::QueueError
+        )
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = Error;
+    /// Parses the wire strings; `"completed"` is accepted for `complete` as asyncjobs does.
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "" => TaskState::Unknown,
+            "new" => TaskState::New,
+            "active" => TaskState::Active,
+            "retry" => TaskState::Retry,
+            "expired" => TaskState::Expired,
+            "terminated" => TaskState::Terminated,
+            "complete" | "completed" => TaskState::Complete,
+            "queue_error" => TaskState::QueueError,
+            "blocked" => TaskState::Blocked,
+            "unreachable" => TaskState::Unreachable,
+            other => {
+                return Err(Error::new(
+                    ErrorKind::InvalidDocument,
+                    format!("unknown task state {other:?}"),
+                ));
+            }
+        })
+    }
+}
+
+/// The outcome a successful handler stored on its task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// What the handler returned, as JSON.
+    pub payload: serde_json::Value,
+    /// When the handler finished.
+    pub completed: Timestamp,
+}
+
+/// A unit of work: routing type, payload and processing options.
+///
+/// Fields mirror asyncjobs' `Task` and serialize to its exact JSON.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let task = jetjobs::Task::new("email:new", &serde_json::json!({"to": "a@example.net"}))?
+///     .with_max_tries(5)
+///     .with_deadline(jetjobs::Timestamp::now().add(Duration::from_secs(3600)));
+/// assert_eq!(task.state, jetjobs::TaskState::New);
+/// assert_eq!(task.payload_json::<serde_json::Value>()?["to"], "a@example.net");
+/// # Ok::<(), jetjobs::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Unique id, a KSUID unless set with [`Task::with_id`].
+    pub id: String,
+    /// Routing type, matched against the [`Mux`](crate::Mux).
+    #[serde(rename = "type")]
+    pub task_type: String,
+    /// The queue it was enqueued to.
+    #[serde(default)]
+    pub queue: String,
+    /// Ids of tasks that must complete first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    /// Results of the dependencies, filled in when `load_dependencies` is set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dependency_results: BTreeMap<String, Option<TaskResult>>,
+    /// Whether the dependency results are loaded for the handler.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub load_dependencies: bool,
+    /// The payload bytes (JSON unless a raw payload was given).
+    #[serde(default, with = "base64_bytes")]
+    pub payload: Option<Bytes>,
+    /// The task is not started after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
+    /// Tries allowed before the task expires; 0 or less means unlimited.
+    #[serde(default)]
+    pub max_tries: i64,
+    /// Set on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<TaskResult>,
+    /// Lifecycle state.
+    #[serde(default)]
+    pub state: TaskState,
+    /// Creation time (UTC).
+    pub created: Timestamp,
+    /// When a handler last took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tried: Option<Timestamp>,
+    /// Handler invocations so far.
+    #[serde(default)]
+    pub tries: i64,
+    /// The last handler error.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_err: String,
+    /// Hex ed25519 signature, see [`signing`](crate::signing).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signature: String,
+    /// Stream sequence of the stored document this copy was read from or written as; the next save
+    /// must match it (asyncjobs' optimistic concurrency). 0 for a task never stored.
+    #[serde(skip)]
+    pub(crate) seq: u64,
+}
+
+impl Task {
+    /// A new task with a JSON-encoded payload.
+    pub fn new(task_type: impl Into<String>, payload: &(impl Serialize + ?Sized)) -> Result<Self> {
+        let bytes = serde_json::to_vec(payload)
+            .map_err(|e| Error::with_source(ErrorKind::InvalidPayload, "encoding payload", e))?;
+        Self::with_raw_payload(task_type, Some(Bytes::from(bytes)))
+    }
+
+    /// A new task whose payload bytes are stored as given (or `null` for `None`).
+    pub fn with_raw_payload(task_type: impl Into<String>, payload: Option<Bytes>) -> Result<Self> {
+        let task_type = task_type.into();
+        validate_type(&task_type)?;
+        Ok(Self {
+            id: wire::new_id(),
+            task_type,
+            queue: String::new(),
+            dependencies: Vec::new(),
+            dependency_results: BTreeMap::new(),
+            load_dependencies: false,
+            payload,
+            deadline: None,
+            max_tries: DEFAULT_MAX_TRIES,
+            result: None,
+            state: TaskState::New,
+            created: Timestamp::now(),
+            tried: None,
+            tries: 0,
+            last_err: String::new(),
+            signature: String::new(),
+            seq: 0,
+        })
+    }
+
+    /// Replaces the generated id.
+    pub fn with_id(mut self, id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        validate_id(&id)?;
+        self.id = id;
+        Ok(self)
+    }
+
+    /// The task is not started after `deadline`.
+    pub fn with_deadline(mut self, deadline: Timestamp) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Tries before the task expires; 0 or less means unlimited.
+    pub fn with_max_tries(mut self, max_tries: i64) -> Self {
+        self.max_tries = max_tries;
+        self
+    }
+
+    /// Runs only after these tasks complete; the task starts `blocked`. Duplicate ids are dropped.
+    pub fn depends_on<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for id in ids {
+            let id = id.into();
+            if !self.dependencies.contains(&id) {
+                self.dependencies.push(id);
+            }
+        }
+        if !self.dependencies.is_empty() {
+            self.state = TaskState::Blocked;
+        }
+        self
+    }
+
+    /// Makes the dependencies' results available to the handler in `dependency_results`.
+    pub fn with_dependency_results(mut self) -> Self {
+        self.load_dependencies = true;
+        self
+    }
+
+    /// The payload decoded from JSON.
+    pub fn payload_json<T: DeserializeOwned>(&self) -> Result<T> {
+        let bytes = self.payload.as_deref().unwrap_or(b"null");
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::with_source(ErrorKind::InvalidPayload, "decoding payload", e))
+    }
+
+    /// The task's JSON document exactly as asyncjobs stores it.
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        crate::wire::to_go_json(self)
+    }
+
+    /// Parses a stored task document.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::with_source(ErrorKind::InvalidDocument, "invalid task document", e))
+    }
+
+    /// The bytes asyncjobs signs: `id:queue:type:max_tries:created_ns:deadline_ns:base64(payload)`.
+    pub fn signature_message(&self) -> Result<String> {
+        if self.queue.is_empty() {
+            return Err(Error::new(
+                ErrorKind::SignatureRequiresQueue,
+                "signing a task requires the queue to be set",
+            ));
+        }
+        Ok(format!(
+            "{}:{}:{}:{}:{}:{}:{}",
+            self.id,
+            self.queue,
+            self.task_type,
+            self.max_tries,
+            self.created.unix_nanos(),
+            self.deadline.map(|d| d.unix_nanos()).unwrap_or(0),
+            wire::base64_encode(self.payload.as_deref().unwrap_or_default()),
+        ))
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        validate_type(&self.task_type)?;
+        validate_id(&self.id)
+    }
+}
+
+fn validate_type(task_type: &str) -> Result<()> {
+    if is_valid_name(task_type) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidTaskType,
+            format!("task type is invalid: must match ^[a-zA-Z0-9_:-]+$, got {task_type:?}"),
+        ))
+    }
+}
+
+fn validate_id(id: &str) -> Result<()> {
+    if is_valid_name(id) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidTaskId,
+            format!("task ID is invalid: must match ^[a-zA-Z0-9_:-]+$, got {id:?}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_task_defaults_match_asyncjobs() -> Result<()> {
+        let t = Task::new("email:new", "hello")?;
+        assert_eq!(t.max_tries, DEFAULT_MAX_TRIES);
+        assert_eq!(t.state, TaskState::New);
+        // A string payload is JSON-encoded, quotes included, as Go's json.Marshal does.
+        assert_eq!(t.payload.as_deref(), Some(&b"\"hello\""[..]));
+        let json: serde_json::Value = serde_json::from_slice(&t.to_json()?).map_err(|e| {
+            Error::with_source(ErrorKind::InvalidDocument, "test", e)
+        })?;
+        assert_eq!(json["payload"], "ImhlbGxvIg==");
+        Ok(())
+    }
+
+    #[test]
+    fn dependencies_block_and_dedupe() -> Result<()> {
+        let t = Task::new("a", &1)?.depends_on(["x", "y", "x"]);
+        assert_eq!(t.dependencies, vec!["x", "y"]);
+        assert_eq!(t.state, TaskState::Blocked);
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_names_are_typed_errors() {
+        let err = Task::new("bad type", &1).err().map(|e| e.kind());
+        assert_eq!(err, Some(ErrorKind::InvalidTaskType));
+        let err = Task::new("ok", &1).and_then(|t| t.with_id("no/slash")).err().map(|e| e.kind());
+        assert_eq!(err, Some(ErrorKind::InvalidTaskId));
+    }
+
+    #[test]
+    fn completed_parses_as_complete() -> Result<()> {
+        assert_eq!("completed".parse::<TaskState>()?, TaskState::Complete);
+        assert!("bogus".parse::<TaskState>().is_err());
+        Ok(())
+    }
+}

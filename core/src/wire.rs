@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Encodings shared with Go asyncjobs: timestamps, ids, names and base64 payloads.
+//!
+//! Go writes `time.Time` as RFC 3339 with nanoseconds and trailing fractional zeros trimmed, and
+//! asyncjobs signs `UnixNano()`, so timestamps are kept at full precision with their original offset.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A timestamp that round-trips Go's `time.Time` JSON form exactly.
+///
+/// # Examples
+/// ```
+/// let t: jetjobs::Timestamp = "2022-02-09T17:28:41.9432Z".parse().unwrap();
+/// assert_eq!(t.to_string(), "2022-02-09T17:28:41.9432Z");
+/// assert_eq!(t.unix_nanos(), 1644427721943200000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(DateTime<FixedOffset>);
+
+impl Timestamp {
+    /// The current time in UTC.
+    pub fn now() -> Self {
+        Self(Utc::now().fixed_offset())
+    }
+
+    /// Nanoseconds since the Unix epoch, as Go's `UnixNano()`.
+    pub fn unix_nanos(&self) -> i64 {
+        // Outside ±292 years from 1970 Go's UnixNano overflows too; saturate rather than panic.
+        self.0.timestamp_nanos_opt().unwrap_or(if self.0.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
+    }
+
+    /// The timestamp as a UTC `chrono` value.
+    pub fn to_utc(&self) -> DateTime<Utc> {
+        self.0.to_utc()
+    }
+
+    /// `self + d`, keeping the offset.
+    pub fn add(&self, d: std::time::Duration) -> Self {
+        let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        Self(self.0.checked_add_signed(d).unwrap_or(self.0))
+    }
+
+    /// How long ago this was, or zero if it is in the future.
+    pub fn elapsed(&self) -> std::time::Duration {
+        (Utc::now() - self.to_utc()).to_std().unwrap_or_default()
+    }
+
+    /// How long until this instant, or zero if it has passed.
+    pub fn until(&self) -> std::time::Duration {
+        (self.to_utc() - Utc::now()).to_std().unwrap_or_default()
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Self(t.fixed_offset())
+    }
+}
+
+impl From<DateTime<FixedOffset>> for Timestamp {
+    fn from(t: DateTime<FixedOffset>) -> Self {
+        Self(t)
+    }
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        DateTime::parse_from_rfc3339(s)
+            .map(Self)
+            .map_err(|e| Error::with_source(ErrorKind::InvalidDocument, format!("invalid time {s:?}"), e))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Go's RFC3339Nano: all nine digits, then trailing zeros (and a bare dot) removed.
+        let full = self.0.to_rfc3339_opts(SecondsFormat::Nanos, true);
+        let (Some(dot), Some(zone)) = (full.find('.'), full.rfind(['Z', '+', '-'])) else {
+            return f.write_str(&full);
+        };
+        let fraction = full[dot + 1..zone].trim_end_matches('0');
+        if fraction.is_empty() {
+            write!(f, "{}{}", &full[..dot], &full[zone..])
+        } else {
+            write!(f, "{}.{}{}", &full[..dot], fraction, &full[zone..])
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Second-precision UTC form Go's `time.RFC3339` gives, used for event timestamps.
+pub(crate) fn seconds_precision(t: DateTime<Utc>) -> Timestamp {
+    Timestamp(
+        DateTime::from_timestamp(t.timestamp(), 0)
+            .unwrap_or(t)
+            .fixed_offset(),
+    )
+}
+
+/// True if `name` is usable as a task type, task id or schedule name (`^[a-zA-Z0-9_:-]+$`).
+///
+/// # Examples
+/// ```
+/// assert!(jetjobs::is_valid_name("email:new"));
+/// assert!(!jetjobs::is_valid_name("email new"));
+/// ```
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-'))
+}
+
+const KSUID_EPOCH: i64 = 1_400_000_000;
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A new KSUID (segmentio/ksuid format: 27 base62 characters, time-sortable by second).
+pub fn new_id() -> String {
+    ksuid_at(Utc::now().timestamp(), rand::random())
+}
+
+fn ksuid_at(unix_secs: i64, random: [u8; 16]) -> String {
+    let mut raw = [0u8; 20];
+    let secs = u32::try_from(unix_secs - KSUID_EPOCH).unwrap_or(0);
+    raw[..4].copy_from_slice(&secs.to_be_bytes());
+    raw[4..].copy_from_slice(&random);
+    // Base62 of a 160-bit big-endian number, left-padded with '0' to 27 characters.
+    let mut digits = [b'0'; 27];
+    let mut number = raw.to_vec();
+    let mut pos = digits.len();
+    while number.iter().any(|&b| b != 0) && pos > 0 {
+        let mut remainder = 0u32;
+        for byte in number.iter_mut() {
+            let acc = (remainder << 8) | u32::from(*byte);
+            *byte = (acc / 62) as u8;
+            remainder = acc % 62;
+        }
+        pos -= 1;
+        digits[pos] = BASE62[remainder as usize];
+    }
+    String::from_utf8_lossy(&digits).into_owned()
+}
+
+/// The time encoded in a KSUID's first four bytes, if it is one.
+pub(crate) fn ksuid_time(id: &str) -> Option<DateTime<Utc>> {
+    if id.len() != 27 {
+        return None;
+    }
+    let mut number = [0u8; 20];
+    for c in id.bytes() {
+        let mut carry = BASE62.iter().position(|&d| d == c)? as u32;
+        for byte in number.iter_mut().rev() {
+            let acc = u32::from(*byte) * 62 + carry;
+            *byte = (acc & 0xff) as u8;
+            carry = acc >> 8;
+        }
+    }
+    let secs = u32::from_be_bytes([number[0], number[1], number[2], number[3]]);
+    DateTime::from_timestamp(i64::from(secs) + KSUID_EPOCH, 0)
+}
+
+/// Serde adapter for Go `[]byte`: standard base64 with padding; `null` for no bytes.
+pub(crate) mod base64_bytes {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(
+        v: &Option<bytes::Bytes>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&BASE64.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<bytes::Bytes>, D::Error> {
+        let s: Option<std::borrow::Cow<'de, str>> = Option::deserialize(d)?;
+        s.map(|s| BASE64.decode(s.as_bytes()).map(bytes::Bytes::from))
+            .transpose()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+pub(crate) fn base64_encode(b: &[u8]) -> String {
+    BASE64.encode(b)
+}
+
+/// Serde adapter for Go `time.Duration`: int64 nanoseconds.
+pub(crate) mod nanos {
+    use super::*;
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: Serializer>(v: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_i64(i64::try_from(v.as_nanos()).unwrap_or(i64::MAX))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+        let n = i64::deserialize(d)?;
+        Ok(Duration::from_nanos(u64::try_from(n).unwrap_or(0)))
+    }
+}
+
+/// Serializes like Go's `json.Marshal`: compact, with `<`, `>`, `&`, U+2028 and U+2029 escaped.
+pub(crate) fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, GoFormatter);
+    value
+        .serialize(&mut serializer)
+        .map_err(|e| Error::with_source(ErrorKind::InvalidDocument, "encoding JSON", e))?;
+    Ok(out)
+}
+
+struct GoFormatter;
+
+impl serde_json::ser::Formatter for GoFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            let escape = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            writer.write_all(escape.as_bytes())?;
+            start = i + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_print_like_go_rfc3339nano() {
+        for s in [
+            "2022-02-09T17:28:41.943198067Z",
+            "2022-02-09T17:28:41.9432Z",
+            "2022-02-09T17:28:41Z",
+            "2030-01-02T03:04:05.5+01:00",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let t: Timestamp = s.parse().expect("parse");
+            assert_eq!(t.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn ksuid_is_27_base62_chars_and_encodes_its_time() {
+        let id = new_id();
+        assert_eq!(id.len(), 27);
+        assert!(is_valid_name(&id));
+        let t = ksuid_time(&id).expect("decodes");
+        assert!((Utc::now() - t).num_seconds().abs() < 5);
+    }
+
+    #[test]
+    fn ksuid_matches_segmentio_reference_encoding() {
+        // segmentio/ksuid's documented example: the maximum KSUID is "aWgEPTl1tmebfsQzFP4bxwgy80V".
+        let max = ksuid_at(i64::from(u32::MAX) + KSUID_EPOCH, [0xff; 16]);
+        assert_eq!(max, "aWgEPTl1tmebfsQzFP4bxwgy80V");
+        assert_eq!(ksuid_at(KSUID_EPOCH, [0; 16]), "000000000000000000000000000");
+    }
+
+    #[test]
+    fn names_follow_the_asyncjobs_regex() {
+        assert!(is_valid_name("a-b_c:D9"));
+        for bad in ["", "a b", "a.b", "ä", "a/b"] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+}
