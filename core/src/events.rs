@@ -97,6 +97,16 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The event's JSON exactly as asyncjobs publishes it.
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        match self {
+            Event::TaskState(e) => wire::to_go_json(e),
+            Event::LeaderElected(e) => wire::to_go_json(e),
+        }
+    }
+}
+
 impl TaskStateChangeEvent {
     /// The event describing `task`'s current state.
     pub fn for_task(task: &Task) -> Self {
