@@ -1,1 +1,217 @@
-fn main() {}
+// SPDX-License-Identifier: Apache-2.0
+//! `make bench`: in one run, measure what this machine's nats-server can do and what jetjobs does
+//! on top of it, and report jetjobs as ratios of that baseline (shared machines are noisy, so only
+//! ratios within one run are comparable).
+//!
+//! Environment: `BENCH_TASKS` (backlog size, default 50000), `BENCH_CONCURRENCY` (default 256).
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use futures::{StreamExt as _, TryStreamExt as _};
+use jetjobs::{CancellationToken, Client, ClientOptions, DevServer, Mux, Queue, Task};
+use tokio::sync::mpsc;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Stream writes jetjobs makes per task with full asyncjobs state tracking: the task document at
+/// enqueue, the work item, the `active` save and the final save.
+const WRITES_PER_TASK: f64 = 4.0;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let tasks = env_usize("BENCH_TASKS", 50_000);
+    let concurrency = env_usize("BENCH_CONCURRENCY", 256);
+    let server = DevServer::start()?;
+    println!("jetjobs bench: nats-server file storage on loopback, {tasks} tasks, worker concurrency {concurrency}\n");
+
+    let nats = async_nats::connect(server.url()).await?;
+    let (publish_rate, publish_p50) = server_baseline(&nats, tasks).await?;
+    let bound = publish_rate / WRITES_PER_TASK;
+    println!("(a) server baseline");
+    println!("    pipelined publish+ack        {publish_rate:>10.0} msgs/s");
+    println!("    sequential publish+ack p50   {:>10.1} µs", micros(publish_p50));
+    println!("    bound for jetjobs            {bound:>10.0} tasks/s  (publish rate / {WRITES_PER_TASK} writes per task)\n");
+
+    let client = ClientOptions::new()
+        .queue(Queue::new("BENCH").max_concurrent(10_000))
+        .concurrency(concurrency)
+        .connect(server.url())
+        .await?;
+    let enqueue_rate = enqueue_all(&client, tasks).await?;
+    let server_cpu_before = process_cpu(server.pid());
+    let drain = drain_backlog(&client, tasks).await?;
+    let server_cpu_per_task = micros(process_cpu(server.pid()) - server_cpu_before) / tasks as f64;
+    let mixed = produce_and_consume(&client, tasks / 2).await?;
+    let (p50, p99) = unloaded_latency(&client, 500).await?;
+    let rss = peak_rss_kib();
+
+    println!("(b) jetjobs, no-op Rust handler");
+    println!("    enqueue (256 in flight)      {enqueue_rate:>10.0} tasks/s");
+    println!("    drain {tasks}-task backlog     {:>10.0} tasks/s", drain.rate);
+    println!("    producers + workers together {mixed:>10.0} tasks/s");
+    println!("    enqueue→handler start p50    {:>10.2} ms", p50.as_secs_f64() * 1e3);
+    println!("    enqueue→handler start p99    {:>10.2} ms", p99.as_secs_f64() * 1e3);
+    println!("    worker CPU per task (drain)  {:>10.1} µs", drain.cpu_micros_per_task);
+    println!("    server CPU per task (drain)  {server_cpu_per_task:>10.1} µs");
+    println!("    peak RSS                     {:>10.1} MiB\n", rss as f64 / 1024.0);
+
+    println!("(c) ratios to the server bound measured above");
+    println!("    drain / bound                {:>10.2}", drain.rate / bound);
+    println!("    together / bound             {:>10.2}", mixed / bound);
+    println!("    enqueue / (publish rate / 2) {:>10.2}", enqueue_rate / (publish_rate / 2.0));
+    println!("    handler-start p50 / publish p50 {:>7.1}", p50.as_secs_f64() / publish_p50.as_secs_f64());
+    Ok(())
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Pipelined publish-with-ack throughput (256 in flight) and sequential publish-with-ack p50.
+async fn server_baseline(nats: &async_nats::Client, n: usize) -> Result<(f64, Duration), BoxError> {
+    let js = jetstream::new(nats.clone());
+    js.create_stream(jetstream::stream::Config {
+        name: "BASELINE".into(),
+        subjects: vec!["baseline.>".into()],
+        ..Default::default()
+    })
+    .await?;
+    let payload = bytes::Bytes::from(vec![b'x'; 64]);
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (js, payload) = (js.clone(), payload.clone());
+            async move { js.publish(format!("baseline.{i}"), payload).await?.await.map(|_| ()) }
+        })
+        .buffer_unordered(256)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let mut latencies = Vec::with_capacity(2000);
+    for i in 0..2000 {
+        let t = Instant::now();
+        js.publish(format!("baseline.seq.{i}"), payload.clone()).await?.await?;
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    Ok((rate, latencies[latencies.len() / 2]))
+}
+
+async fn enqueue_all(client: &Client, n: usize) -> Result<f64, BoxError> {
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let client = client.clone();
+            async move { client.enqueue(Task::new("noop", &i)?).await.map(|_| ()) }
+        })
+        .buffer_unordered(256)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn noop_mux() -> Result<Mux, BoxError> {
+    let mut mux = Mux::new();
+    mux.handle("noop", |_ctx, _task| async { Ok(serde_json::Value::Null) })?;
+    Ok(mux)
+}
+
+fn start_worker(client: &Client, mux: Mux) -> (CancellationToken, tokio::task::JoinHandle<jetjobs::Result<()>>) {
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn({
+        let (client, shutdown) = (client.clone(), shutdown.clone());
+        async move { client.run(mux, shutdown).await }
+    });
+    (shutdown, handle)
+}
+
+/// Waits until the queue holds no items: every task's final state is stored and its item acked.
+async fn wait_empty(client: &Client) -> Result<(), BoxError> {
+    let admin = client.admin();
+    while admin.queue_info("BENCH").await?.items > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+struct Drain {
+    rate: f64,
+    cpu_micros_per_task: f64,
+}
+
+async fn drain_backlog(client: &Client, n: usize) -> Result<Drain, BoxError> {
+    let cpu_before = process_cpu(None);
+    let started = Instant::now();
+    let (shutdown, worker) = start_worker(client, noop_mux()?);
+    wait_empty(client).await?;
+    let elapsed = started.elapsed();
+    let cpu = process_cpu(None) - cpu_before;
+    shutdown.cancel();
+    worker.await??;
+    Ok(Drain {
+        rate: n as f64 / elapsed.as_secs_f64(),
+        cpu_micros_per_task: micros(cpu) / n as f64,
+    })
+}
+
+async fn produce_and_consume(client: &Client, n: usize) -> Result<f64, BoxError> {
+    let (shutdown, worker) = start_worker(client, noop_mux()?);
+    let started = Instant::now();
+    enqueue_all(client, n).await?;
+    wait_empty(client).await?;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    shutdown.cancel();
+    worker.await??;
+    Ok(rate)
+}
+
+/// One task at a time: from calling `enqueue` to the handler starting.
+async fn unloaded_latency(client: &Client, n: usize) -> Result<(Duration, Duration), BoxError> {
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel::<Instant>();
+    let mut mux = Mux::new();
+    mux.handle("probe", move |_ctx, _task| {
+        let _ = started_tx.send(Instant::now());
+        async { Ok(serde_json::Value::Null) }
+    })?;
+    let (shutdown, worker) = start_worker(client, mux);
+    let mut latencies = Vec::with_capacity(n);
+    for i in 0..n {
+        let sent = Instant::now();
+        client.enqueue(Task::new("probe", &i)?).await?;
+        let handled = tokio::time::timeout(Duration::from_secs(10), started_rx.recv())
+            .await?
+            .ok_or("worker stopped")?;
+        latencies.push(handled - sent);
+    }
+    wait_empty(client).await?;
+    shutdown.cancel();
+    worker.await??;
+    latencies.sort();
+    Ok((latencies[n / 2], latencies[n * 99 / 100]))
+}
+
+/// User + system CPU time of a process (this one for `None`), from /proc (Linux).
+fn process_cpu(pid: Option<u32>) -> Duration {
+    let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

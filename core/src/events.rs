@@ -110,7 +110,7 @@ impl Event {
 impl TaskStateChangeEvent {
     /// The event describing `task`'s current state.
     pub fn for_task(task: &Task) -> Self {
-        let id = wire::new_id();
+        let (id, id_time) = wire::new_id_with_time();
         let now = Utc::now();
         let created = task.created.to_utc();
         let created_ms = chrono::DateTime::from_timestamp_millis(
@@ -118,7 +118,7 @@ impl TaskStateChangeEvent {
         )
         .unwrap_or(created);
         Self {
-            timestamp: wire::seconds_precision(wire::ksuid_time(&id).unwrap_or(now)),
+            timestamp: id_time.into(),
             event_id: id,
             event_type: TASK_STATE_EVENT_TYPE.into(),
             task_id: task.id.clone(),

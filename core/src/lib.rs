@@ -28,6 +28,7 @@
 #![deny(unreachable_pub, rustdoc::broken_intra_doc_links, missing_docs)]
 
 mod client;
+mod dev_server;
 mod error;
 mod events;
 mod handler;
@@ -42,6 +43,7 @@ mod task;
 mod wire;
 
 pub use client::{Client, ClientOptions, DEFAULT_CONCURRENCY, StorageAdmin, connect};
+pub use dev_server::DevServer;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{
     EVENTS_SUBJECT_WILDCARD, Event, LEADER_ELECTED_EVENT_TYPE, LeaderElectedEvent,

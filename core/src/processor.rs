@@ -29,6 +29,8 @@ use crate::wire::Timestamp;
 const BLOCKED_NAK_DELAY: Duration = Duration::from_secs(5);
 /// How long one pull request waits for items before it is renewed.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
+/// How long freed handler slots are gathered before pulling for them while handlers are busy.
+const PULL_GATHER: Duration = Duration::from_millis(2);
 /// Most items asked for in one pull.
 const MAX_PULL_BATCH: usize = 256;
 /// Tries to store a final state before leaving the item to be redelivered (about a minute).
@@ -93,10 +95,17 @@ impl Processor {
                 _ = shutdown.cancelled() => break,
             };
             let mut permits = vec![first];
-            while permits.len() < MAX_PULL_BATCH {
+            // Under load, slots free up one handler at a time; gathering them for a moment turns
+            // one pull request per task into one per batch.
+            let gather_until = tokio::time::Instant::now() + PULL_GATHER;
+            while permits.len() < MAX_PULL_BATCH.min(this.concurrency) {
                 match slots.clone().try_acquire_owned() {
                     Ok(p) => permits.push(p),
-                    Err(_) => break,
+                    Err(_) if in_flight.is_empty() || permits.len() >= this.concurrency / 2 => break,
+                    Err(_) => match tokio::time::timeout_at(gather_until, slots.clone().acquire_owned()).await {
+                        Ok(Ok(p)) => permits.push(p),
+                        _ => break,
+                    },
                 }
             }
             let batch = this

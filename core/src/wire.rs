@@ -112,15 +112,6 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// Second-precision UTC form Go's `time.RFC3339` gives, used for event timestamps.
-pub(crate) fn seconds_precision(t: DateTime<Utc>) -> Timestamp {
-    Timestamp(
-        DateTime::from_timestamp(t.timestamp(), 0)
-            .unwrap_or(t)
-            .fixed_offset(),
-    )
-}
-
 /// True if `name` is usable as a task type, task id or schedule name (`^[a-zA-Z0-9_:-]+$`).
 ///
 /// # Examples
@@ -143,44 +134,31 @@ pub fn new_id() -> String {
     ksuid_at(Utc::now().timestamp(), rand::random())
 }
 
-fn ksuid_at(unix_secs: i64, random: [u8; 16]) -> String {
-    let mut raw = [0u8; 20];
-    let secs = u32::try_from(unix_secs - KSUID_EPOCH).unwrap_or(0);
-    raw[..4].copy_from_slice(&secs.to_be_bytes());
-    raw[4..].copy_from_slice(&random);
-    // Base62 of a 160-bit big-endian number, left-padded with '0' to 27 characters.
-    let mut digits = [b'0'; 27];
-    let mut number = raw.to_vec();
-    let mut pos = digits.len();
-    while number.iter().any(|&b| b != 0) && pos > 0 {
-        let mut remainder = 0u32;
-        for byte in number.iter_mut() {
-            let acc = (remainder << 8) | u32::from(*byte);
-            *byte = (acc / 62) as u8;
-            remainder = acc % 62;
-        }
-        pos -= 1;
-        digits[pos] = BASE62[remainder as usize];
-    }
-    String::from_utf8_lossy(&digits).into_owned()
+/// A new KSUID and the second it encodes, for documents that carry both (events).
+pub(crate) fn new_id_with_time() -> (String, DateTime<Utc>) {
+    let now = Utc::now();
+    let id = ksuid_at(now.timestamp(), rand::random());
+    (id, DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now))
 }
 
-/// The time encoded in a KSUID's first four bytes, if it is one.
-pub(crate) fn ksuid_time(id: &str) -> Option<DateTime<Utc>> {
-    if id.len() != 27 {
-        return None;
+fn ksuid_at(unix_secs: i64, random: [u8; 16]) -> String {
+    let secs = u32::try_from(unix_secs - KSUID_EPOCH).unwrap_or(0);
+    // The 160-bit big-endian number as five u32 words, divided by 62 once per output digit.
+    let mut words = [secs, 0, 0, 0, 0];
+    for (i, chunk) in random.chunks_exact(4).enumerate() {
+        words[i + 1] = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
     }
-    let mut number = [0u8; 20];
-    for c in id.bytes() {
-        let mut carry = BASE62.iter().position(|&d| d == c)? as u32;
-        for byte in number.iter_mut().rev() {
-            let acc = u32::from(*byte) * 62 + carry;
-            *byte = (acc & 0xff) as u8;
-            carry = acc >> 8;
+    let mut digits = [b'0'; 27];
+    for digit in digits.iter_mut().rev() {
+        let mut remainder = 0u64;
+        for word in words.iter_mut() {
+            let acc = (remainder << 32) | u64::from(*word);
+            *word = (acc / 62) as u32;
+            remainder = acc % 62;
         }
+        *digit = BASE62[remainder as usize];
     }
-    let secs = u32::from_be_bytes([number[0], number[1], number[2], number[3]]);
-    DateTime::from_timestamp(i64::from(secs) + KSUID_EPOCH, 0)
+    digits.iter().map(|&b| b as char).collect()
 }
 
 /// Serde adapter for Go `[]byte`: standard base64 with padding; `null` for no bytes.
@@ -282,11 +260,13 @@ mod tests {
 
     #[test]
     fn ksuid_is_27_base62_chars_and_encodes_its_time() {
-        let id = new_id();
+        let (id, t) = new_id_with_time();
         assert_eq!(id.len(), 27);
         assert!(is_valid_name(&id));
-        let t = ksuid_time(&id).expect("decodes");
         assert!((Utc::now() - t).num_seconds().abs() < 5);
+        // Same second, same random bytes: same id; ids sort by time.
+        assert_eq!(ksuid_at(t.timestamp(), [9; 16]), ksuid_at(t.timestamp(), [9; 16]));
+        assert!(ksuid_at(t.timestamp(), [0xff; 16]) < ksuid_at(t.timestamp() + 1, [0; 16]));
     }
 
     #[test]

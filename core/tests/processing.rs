@@ -65,7 +65,7 @@ async fn task_completes_with_result_and_events() {
     let id = enqueue(&client, Task::new("email:new", &json!({"to": "a@example.net"})).expect("task")).await;
     let worker = spawn_worker(&client, mux);
 
-    let task = &wait_final(&client, &[id.clone()], FINAL).await[0];
+    let task = &wait_final(&client, std::slice::from_ref(&id), FINAL).await[0];
     assert_eq!(task.state, TaskState::Complete);
     assert_eq!(task.tries, 1);
     assert_eq!(task.queue, "TEST");
@@ -394,7 +394,7 @@ async fn retry_by_id_runs_a_finished_task_again() {
     .expect("register");
     let id = enqueue(&client, Task::new("again", &1).expect("task").with_max_tries(1)).await;
     let worker = spawn_worker(&client, mux);
-    assert_eq!(wait_final(&client, &[id.clone()], FINAL).await[0].state, TaskState::Terminated);
+    assert_eq!(wait_final(&client, std::slice::from_ref(&id), FINAL).await[0].state, TaskState::Terminated);
 
     fail.store(false, Ordering::SeqCst);
     let retried = client.retry_task(&id).await.expect("retry");
