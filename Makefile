@@ -27,9 +27,14 @@ check: ## fmt --check and clippy -D warnings
 test-rust: setup ## Unit, doc and integration tests against a real nats-server
 	cargo test --workspace
 
-test: check test-rust ## Everything CI runs
+test-examples: setup ## Run the examples as written and check what they print
+	@out=$$(cargo run --quiet -p jetjobs --example demo) && echo "$$out" && \
+	  [ "$$(grep -c ' complete ' <<<"$$out")" = 2 ] && grep -q ' terminated ' <<<"$$out" && \
+	  echo "examples: 1 passed, 0 failed"
+
+test: check test-rust test-examples ## Everything CI runs
 
 bench: setup ## Throughput and latency against the server baseline, in one run
 	cargo run --release -p jetjobs-bench
 
-.PHONY: help setup demo check test-rust test bench
+.PHONY: help setup demo check test-rust test-examples test bench

@@ -59,3 +59,8 @@ pub use storage::{QueueInfo, TasksInfo};
 pub use task::{DEFAULT_MAX_TRIES, Task, TaskResult, TaskState};
 pub use tokio_util::sync::CancellationToken;
 pub use wire::{Timestamp, is_valid_name, new_id};
+
+/// The README's code blocks, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
