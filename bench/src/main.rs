@@ -19,7 +19,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const WRITES_PER_TASK: f64 = 4.0;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
@@ -27,15 +30,22 @@ async fn main() -> Result<(), BoxError> {
     let tasks = env_usize("BENCH_TASKS", 50_000);
     let concurrency = env_usize("BENCH_CONCURRENCY", 256);
     let server = DevServer::start()?;
-    println!("jetjobs bench: nats-server file storage on loopback, {tasks} tasks, worker concurrency {concurrency}\n");
+    println!(
+        "jetjobs bench: nats-server file storage on loopback, {tasks} tasks, worker concurrency {concurrency}\n"
+    );
 
     let nats = async_nats::connect(server.url()).await?;
     let (publish_rate, publish_p50) = server_baseline(&nats, tasks).await?;
     let bound = publish_rate / WRITES_PER_TASK;
     println!("(a) server baseline");
     println!("    pipelined publish+ack        {publish_rate:>10.0} msgs/s");
-    println!("    sequential publish+ack p50   {:>10.1} µs", micros(publish_p50));
-    println!("    bound for jetjobs            {bound:>10.0} tasks/s  (publish rate / {WRITES_PER_TASK} writes per task)\n");
+    println!(
+        "    sequential publish+ack p50   {:>10.1} µs",
+        micros(publish_p50)
+    );
+    println!(
+        "    bound for jetjobs            {bound:>10.0} tasks/s  (publish rate / {WRITES_PER_TASK} writes per task)\n"
+    );
 
     let client = ClientOptions::new()
         .queue(Queue::new("BENCH").max_concurrent(10_000))
@@ -52,19 +62,55 @@ async fn main() -> Result<(), BoxError> {
 
     println!("(b) jetjobs, no-op Rust handler");
     println!("    enqueue (256 in flight)      {enqueue_rate:>10.0} tasks/s");
-    println!("    drain {tasks}-task backlog     {:>10.0} tasks/s", drain.rate);
+    println!(
+        "    drain {tasks}-task backlog     {:>10.0} tasks/s",
+        drain.rate
+    );
     println!("    producers + workers together {mixed:>10.0} tasks/s");
-    println!("    enqueue→handler start p50    {:>10.2} ms", p50.as_secs_f64() * 1e3);
-    println!("    enqueue→handler start p99    {:>10.2} ms", p99.as_secs_f64() * 1e3);
-    println!("    worker CPU per task (drain)  {:>10.1} µs", drain.cpu_micros_per_task);
+    println!(
+        "    enqueue→handler start p50    {:>10.2} ms",
+        p50.as_secs_f64() * 1e3
+    );
+    println!(
+        "    enqueue→handler start p99    {:>10.2} ms",
+        p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "    worker CPU per task (drain)  {:>10.1} µs",
+        drain.cpu_micros_per_task
+    );
     println!("    server CPU per task (drain)  {server_cpu_per_task:>10.1} µs");
-    println!("    peak RSS                     {:>10.1} MiB\n", rss as f64 / 1024.0);
+    println!(
+        "    peak RSS                     {:>10.1} MiB\n",
+        rss as f64 / 1024.0
+    );
 
     println!("(c) ratios to the server bound measured above");
-    println!("    drain / bound                {:>10.2}", drain.rate / bound);
+    println!(
+        "    drain / bound                {:>10.2}",
+        drain.rate / bound
+    );
     println!("    together / bound             {:>10.2}", mixed / bound);
-    println!("    enqueue / (publish rate / 2) {:>10.2}", enqueue_rate / (publish_rate / 2.0));
-    println!("    handler-start p50 / publish p50 {:>7.1}", p50.as_secs_f64() / publish_p50.as_secs_f64());
+    println!(
+        "    enqueue / (publish rate / 2) {:>10.2}",
+        enqueue_rate / (publish_rate / 2.0)
+    );
+    println!(
+        "    handler-start p50 / publish p50 {:>7.1}",
+        p50.as_secs_f64() / publish_p50.as_secs_f64()
+    );
+
+    // For the SDK benchmarks `make bench` runs next, which report against this run's Rust figures.
+    if let Ok(path) = std::env::var("BENCH_JSON") {
+        let figures = serde_json::json!({
+            "publish_rate": publish_rate,
+            "publish_p50_us": micros(publish_p50),
+            "rust_drain_rate": drain.rate,
+            "rust_start_p50_ms": p50.as_secs_f64() * 1e3,
+            "tasks": tasks,
+        });
+        std::fs::write(path, figures.to_string())?;
+    }
     Ok(())
 }
 
@@ -86,7 +132,12 @@ async fn server_baseline(nats: &async_nats::Client, n: usize) -> Result<(f64, Du
     futures::stream::iter(0..n)
         .map(|i| {
             let (js, payload) = (js.clone(), payload.clone());
-            async move { js.publish(format!("baseline.{i}"), payload).await?.await.map(|_| ()) }
+            async move {
+                js.publish(format!("baseline.{i}"), payload)
+                    .await?
+                    .await
+                    .map(|_| ())
+            }
         })
         .buffer_unordered(256)
         .try_collect::<Vec<_>>()
@@ -95,7 +146,9 @@ async fn server_baseline(nats: &async_nats::Client, n: usize) -> Result<(f64, Du
     let mut latencies = Vec::with_capacity(2000);
     for i in 0..2000 {
         let t = Instant::now();
-        js.publish(format!("baseline.seq.{i}"), payload.clone()).await?.await?;
+        js.publish(format!("baseline.seq.{i}"), payload.clone())
+            .await?
+            .await?;
         latencies.push(t.elapsed());
     }
     latencies.sort();
@@ -121,7 +174,13 @@ fn noop_mux() -> Result<Mux, BoxError> {
     Ok(mux)
 }
 
-fn start_worker(client: &Client, mux: Mux) -> (CancellationToken, tokio::task::JoinHandle<jetjobs::Result<()>>) {
+fn start_worker(
+    client: &Client,
+    mux: Mux,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<jetjobs::Result<()>>,
+) {
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn({
         let (client, shutdown) = (client.clone(), shutdown.clone());
@@ -202,7 +261,12 @@ fn process_cpu(pid: Option<u32>) -> Duration {
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     let ticks = field(11) + field(12);
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }

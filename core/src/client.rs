@@ -102,7 +102,11 @@ impl ClientOptions {
     }
 
     /// User and password authentication.
-    pub fn user_and_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn user_and_password(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         self.user_password = Some((user.into(), password.into()));
         self
     }
@@ -215,7 +219,9 @@ impl ClientOptions {
             options = options.add_root_certificates(ca.clone()).require_tls(true);
         }
         if let Some((cert, key)) = &self.tls_client {
-            options = options.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
+            options = options
+                .add_client_certificate(cert.clone(), key.clone())
+                .require_tls(true);
         }
         let nats = options
             .connect(addrs)
@@ -238,24 +244,40 @@ impl ClientOptions {
         .await?;
         let wanted = self.queue.clone().unwrap_or_else(Queue::default_queue);
         let (queue, consumer) = storage.prepare_queue(&wanted).await?;
-        Ok(Client { inner: Arc::new(ClientInner { storage, queue, consumer, options: self }) })
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                storage,
+                queue,
+                consumer,
+                options: self,
+            }),
+        })
     }
 
     fn validate(&self) -> Result<()> {
         if !(1..=5).contains(&self.replicas) {
-            return Err(Error::new(ErrorKind::InvalidOption, "replicas must be between 1 and 5"));
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                "replicas must be between 1 and 5",
+            ));
         }
         if self.concurrency == 0 {
-            return Err(Error::new(ErrorKind::InvalidOption, "concurrency must be at least 1"));
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                "concurrency must be at least 1",
+            ));
         }
-        if let Some(bad) = self
-            .discard
-            .iter()
-            .find(|s| !matches!(s, TaskState::Complete | TaskState::Expired | TaskState::Terminated))
-        {
+        if let Some(bad) = self.discard.iter().find(|s| {
+            !matches!(
+                s,
+                TaskState::Complete | TaskState::Expired | TaskState::Terminated
+            )
+        }) {
             return Err(Error::new(
                 ErrorKind::UnknownDiscardPolicy,
-                format!("only states completed, expired or terminated can be discarded, not {bad:?}"),
+                format!(
+                    "only states completed, expired or terminated can be discarded, not {bad:?}"
+                ),
             ));
         }
         Ok(())
@@ -303,7 +325,10 @@ impl Client {
     }
 
     async fn store_and_publish(&self, mut task: Task) -> Result<Task> {
-        if !matches!(task.state, TaskState::New | TaskState::Retry | TaskState::Blocked) {
+        if !matches!(
+            task.state,
+            TaskState::New | TaskState::Retry | TaskState::Blocked
+        ) {
             return Err(Error::new(
                 ErrorKind::TaskCannotEnqueue,
                 format!("cannot enqueue a task in state {:?}", task.state.as_str()),
@@ -368,13 +393,17 @@ impl Client {
             .subscribe(EVENTS_SUBJECT_WILDCARD)
             .await
             .map_err(|e| Error::storage("subscribing to events", e))?;
-        nats.flush().await.map_err(|e| Error::storage("subscribing to events", e))?;
+        nats.flush()
+            .await
+            .map_err(|e| Error::storage("subscribing to events", e))?;
         Ok(subscription.map(|m| Event::from_json(&m.payload)).boxed())
     }
 
     /// Storage administration: queues and tasks.
     pub fn admin(&self) -> StorageAdmin {
-        StorageAdmin { storage: self.inner.storage.clone() }
+        StorageAdmin {
+            storage: self.inner.storage.clone(),
+        }
     }
 }
 

@@ -31,6 +31,11 @@ pub struct DevServer {
 impl DevServer {
     /// Starts a server and waits until JetStream is ready.
     pub fn start() -> Result<Self> {
+        Self::start_with(find_binary())
+    }
+
+    /// Starts the given `nats-server` binary and waits until JetStream is ready.
+    pub fn start_with(binary: impl Into<PathBuf>) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -40,7 +45,7 @@ impl DevServer {
             .map_err(|e| Error::with_source(ErrorKind::Io, "creating the store dir", e))?;
         let mut server = Self {
             child: None,
-            binary: find_binary(),
+            binary: binary.into(),
             port,
             url: format!("nats://127.0.0.1:{port}"),
             store,
@@ -94,7 +99,10 @@ impl DevServer {
             }
             if Instant::now() > deadline {
                 self.kill();
-                return Err(Error::new(ErrorKind::Io, format!("nats-server did not become ready:\n{text}")));
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("nats-server did not become ready:\n{text}"),
+                ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -102,8 +110,13 @@ impl DevServer {
 
     /// Stops the server gracefully (SIGTERM), keeping its store for [`restart`](Self::restart).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -142,12 +155,15 @@ fn find_binary() -> PathBuf {
     {
         return bin;
     }
-    let venvs = std::env::var_os("VIRTUAL_ENV").map(PathBuf::from).into_iter().chain(
-        std::env::current_dir()
-            .ok()
-            .into_iter()
-            .flat_map(|d| d.ancestors().map(|a| a.join(".venv")).collect::<Vec<_>>()),
-    );
+    let venvs = std::env::var_os("VIRTUAL_ENV")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            std::env::current_dir()
+                .ok()
+                .into_iter()
+                .flat_map(|d| d.ancestors().map(|a| a.join(".venv")).collect::<Vec<_>>()),
+        );
     venvs
         .map(|v| v.join("bin/nats-server"))
         .find(|p| p.exists())

@@ -81,14 +81,17 @@ impl Event {
             #[serde(rename = "type", borrow)]
             event_type: std::borrow::Cow<'a, str>,
         }
-        let invalid =
-            |e: serde_json::Error| Error::with_source(ErrorKind::InvalidDocument, "invalid event", e);
+        let invalid = |e: serde_json::Error| {
+            Error::with_source(ErrorKind::InvalidDocument, "invalid event", e)
+        };
         let kind: Kind<'_> = serde_json::from_slice(bytes).map_err(invalid)?;
         match kind.event_type.as_ref() {
-            TASK_STATE_EVENT_TYPE => serde_json::from_slice(bytes).map(Event::TaskState).map_err(invalid),
-            LEADER_ELECTED_EVENT_TYPE => {
-                serde_json::from_slice(bytes).map(Event::LeaderElected).map_err(invalid)
-            }
+            TASK_STATE_EVENT_TYPE => serde_json::from_slice(bytes)
+                .map(Event::TaskState)
+                .map_err(invalid),
+            LEADER_ELECTED_EVENT_TYPE => serde_json::from_slice(bytes)
+                .map(Event::LeaderElected)
+                .map_err(invalid),
             other => Err(Error::new(
                 ErrorKind::UnknownEventType,
                 format!("unknown event type: {other}"),
@@ -114,7 +117,8 @@ impl TaskStateChangeEvent {
         let now = Utc::now();
         let created = task.created.to_utc();
         let created_ms = chrono::DateTime::from_timestamp_millis(
-            created.timestamp_millis() + i64::from(created.timestamp_subsec_nanos() % 1_000_000 >= 500_000),
+            created.timestamp_millis()
+                + i64::from(created.timestamp_subsec_nanos() % 1_000_000 >= 500_000),
         )
         .unwrap_or(created);
         Self {
@@ -151,7 +155,8 @@ mod tests {
     fn task_event_round_trips() -> Result<()> {
         let task = Task::new("email:new", &1)?;
         let ev = TaskStateChangeEvent::for_task(&task);
-        let json = serde_json::to_vec(&ev).map_err(|e| Error::with_source(ErrorKind::InvalidDocument, "t", e))?;
+        let json = serde_json::to_vec(&ev)
+            .map_err(|e| Error::with_source(ErrorKind::InvalidDocument, "t", e))?;
         assert_eq!(Event::from_json(&json)?, Event::TaskState(ev));
         Ok(())
     }

@@ -54,13 +54,19 @@ pub struct HandlerError {
 impl HandlerError {
     /// A failure that is retried according to the retry policy.
     pub fn retry(message: impl Into<String>) -> Self {
-        Self { message: message.into(), terminate: false }
+        Self {
+            message: message.into(),
+            terminate: false,
+        }
     }
 
     /// A failure after which the task is `terminated` and never tried again.
     pub fn terminate(reason: impl Into<String>) -> Self {
         // asyncjobs handlers wrap ErrTerminateTask, so Go tooling sees "<reason>: terminate task".
-        Self { message: format!("{}: terminate task", reason.into()), terminate: true }
+        Self {
+            message: format!("{}: terminate task", reason.into()),
+            terminate: true,
+        }
     }
 
     /// True if the task must not be tried again.
@@ -131,12 +137,17 @@ impl TaskContext {
     }
 
     pub(crate) fn deadline_instant(&self) -> Instant {
-        *self.inner.deadline.lock().unwrap_or_else(|p| p.into_inner())
+        *self
+            .inner
+            .deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Time left before the deadline.
     pub fn remaining(&self) -> Duration {
-        self.deadline_instant().saturating_duration_since(Instant::now())
+        self.deadline_instant()
+            .saturating_duration_since(Instant::now())
     }
 
     /// True once the deadline passed or the worker is shutting down.
@@ -163,13 +174,18 @@ impl TaskContext {
                 "task is not being processed by a handler",
             ));
         };
-        let request = target.nats.request(target.ack_subject.clone(), Bytes::from_static(b"+WPI"));
+        let request = target
+            .nats
+            .request(target.ack_subject.clone(), Bytes::from_static(b"+WPI"));
         tokio::time::timeout(Duration::from_secs(2), request)
             .await
             .map_err(|e| Error::storage("marking task in progress", e))?
             .map_err(|e| Error::storage("marking task in progress", e))?;
-        *self.inner.deadline.lock().unwrap_or_else(|p| p.into_inner()) =
-            Instant::now() + self.inner.run_time;
+        *self
+            .inner
+            .deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Instant::now() + self.inner.run_time;
         Ok(())
     }
 }

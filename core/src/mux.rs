@@ -78,9 +78,15 @@ impl Mux {
             ));
         }
         let wrapped = wrap(&self.global, wrap(&middleware, handler.clone()));
-        self.routes.push(Route { task_type, handler, middleware, wrapped });
+        self.routes.push(Route {
+            task_type,
+            handler,
+            middleware,
+            wrapped,
+        });
         // Longest prefix first, so the first match is the most specific.
-        self.routes.sort_by_key(|r| std::cmp::Reverse(r.task_type.len()));
+        self.routes
+            .sort_by_key(|r| std::cmp::Reverse(r.task_type.len()));
         Ok(self)
     }
 
@@ -102,7 +108,11 @@ impl Mux {
         self.routes
             .iter()
             .find(|r| r.task_type == task_type)
-            .or_else(|| self.routes.iter().find(|r| task_type.starts_with(&r.task_type)))
+            .or_else(|| {
+                self.routes
+                    .iter()
+                    .find(|r| task_type.starts_with(&r.task_type))
+            })
     }
 
     /// The wrapped handler for `task_type`, or the built-in one that fails every try.
@@ -118,7 +128,11 @@ impl Mux {
 struct NoHandler;
 
 impl Handler for NoHandler {
-    fn call(&self, _ctx: TaskContext, task: Task) -> futures::future::BoxFuture<'static, HandlerResult> {
+    fn call(
+        &self,
+        _ctx: TaskContext,
+        task: Task,
+    ) -> futures::future::BoxFuture<'static, HandlerResult> {
         let message = format!("no handler for task type {:?}", task.task_type);
         Box::pin(async move { Err(HandlerError::retry(message)) })
     }
@@ -140,7 +154,9 @@ mod tests {
             Arc::new(move |ctx: TaskContext, task: Task| {
                 let (log, next) = (log.clone(), next.clone());
                 async move {
-                    log.lock().map_err(|e| HandlerError::retry(e.to_string()))?.push(name.into());
+                    log.lock()
+                        .map_err(|e| HandlerError::retry(e.to_string()))?
+                        .push(name.into());
                     next.call(ctx, task).await
                 }
             }) as Arc<dyn Handler>
@@ -149,7 +165,9 @@ mod tests {
 
     async fn run(mux: &Mux, task_type: &str) -> HandlerResult {
         let task = Task::new(task_type, &1).map_err(|e| HandlerError::retry(e.to_string()))?;
-        mux.handler_for(task_type).call(TaskContext::detached(Duration::from_secs(1)), task).await
+        mux.handler_for(task_type)
+            .call(TaskContext::detached(Duration::from_secs(1)), task)
+            .await
     }
 
     #[tokio::test]
@@ -158,8 +176,14 @@ mod tests {
         mux.handle_with("", echo("all"), vec![])?
             .handle_with("things:", echo("things"), vec![])?
             .handle_with("things:special", echo("special"), vec![])?;
-        assert_eq!(run(&mux, "things:special").await, Ok(serde_json::json!("special")));
-        assert_eq!(run(&mux, "things:other").await, Ok(serde_json::json!("things")));
+        assert_eq!(
+            run(&mux, "things:special").await,
+            Ok(serde_json::json!("special"))
+        );
+        assert_eq!(
+            run(&mux, "things:other").await,
+            Ok(serde_json::json!("things"))
+        );
         assert_eq!(run(&mux, "else").await, Ok(serde_json::json!("all")));
         Ok(())
     }
@@ -170,7 +194,10 @@ mod tests {
         mux.handle_with("a", echo("a"), vec![])?;
         let err = run(&mux, "b").await.err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("no handler for task type \"b\""));
-        let dup = mux.handle_with("a", echo("a"), vec![]).err().map(|e| e.kind());
+        let dup = mux
+            .handle_with("a", echo("a"), vec![])
+            .err()
+            .map(|e| e.kind());
         assert_eq!(dup, Some(ErrorKind::DuplicateHandler));
         Ok(())
     }
@@ -180,10 +207,20 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut mux = Mux::new();
         mux.use_middleware(recorder(log.clone(), "g1"));
-        mux.handle_with("a", echo("a"), vec![recorder(log.clone(), "r1"), recorder(log.clone(), "r2")])?;
+        mux.handle_with(
+            "a",
+            echo("a"),
+            vec![recorder(log.clone(), "r1"), recorder(log.clone(), "r2")],
+        )?;
         mux.use_middleware(recorder(log.clone(), "g2"));
-        run(&mux, "a").await.map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
-        assert_eq!(*log.lock().map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?, ["g1", "g2", "r1", "r2"]);
+        run(&mux, "a")
+            .await
+            .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
+        assert_eq!(
+            *log.lock()
+                .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?,
+            ["g1", "g2", "r1", "r2"]
+        );
         Ok(())
     }
 
@@ -193,8 +230,14 @@ mod tests {
         let mw = chain(vec![recorder(log.clone(), "a"), recorder(log.clone(), "b")]);
         let h = mw(echo("x"));
         let task = Task::new("t", &1)?;
-        let _ = h.call(TaskContext::detached(Duration::from_secs(1)), task).await;
-        assert_eq!(*log.lock().map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?, ["a", "b"]);
+        let _ = h
+            .call(TaskContext::detached(Duration::from_secs(1)), task)
+            .await;
+        assert_eq!(
+            *log.lock()
+                .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?,
+            ["a", "b"]
+        );
         Ok(())
     }
 }

@@ -36,7 +36,6 @@ const MAX_PULL_BATCH: usize = 256;
 /// Tries to store a final state before leaving the item to be redelivered (about a minute).
 const FINAL_SAVE_ATTEMPTS: u32 = 12;
 
-
 /// Everything the worker loop needs, fixed for the duration of one `run`.
 pub(crate) struct Processor {
     pub(crate) storage: Storage,
@@ -60,7 +59,9 @@ struct Delivery {
 
 impl Delivery {
     async fn reply(&self, body: Bytes) {
-        let Some(subject) = &self.ack_subject else { return };
+        let Some(subject) = &self.ack_subject else {
+            return;
+        };
         if let Err(e) = self.nats.publish(subject.clone(), body).await {
             tracing::warn!(error = %e, "acknowledging work item failed; it will be redelivered");
         }
@@ -75,7 +76,8 @@ impl Delivery {
     }
 
     async fn nak(&self, delay: Duration) {
-        self.reply(format!("-NAK {{\"delay\": {}}}", delay.as_nanos()).into()).await
+        self.reply(format!("-NAK {{\"delay\": {}}}", delay.as_nanos()).into())
+            .await
     }
 }
 
@@ -101,11 +103,17 @@ impl Processor {
             while permits.len() < MAX_PULL_BATCH.min(this.concurrency) {
                 match slots.clone().try_acquire_owned() {
                     Ok(p) => permits.push(p),
-                    Err(_) if in_flight.is_empty() || permits.len() >= this.concurrency / 2 => break,
-                    Err(_) => match tokio::time::timeout_at(gather_until, slots.clone().acquire_owned()).await {
-                        Ok(Ok(p)) => permits.push(p),
-                        _ => break,
-                    },
+                    Err(_) if in_flight.is_empty() || permits.len() >= this.concurrency / 2 => {
+                        break;
+                    }
+                    Err(_) => {
+                        match tokio::time::timeout_at(gather_until, slots.clone().acquire_owned())
+                            .await
+                        {
+                            Ok(Ok(p)) => permits.push(p),
+                            _ => break,
+                        }
+                    }
                 }
             }
             let batch = this
@@ -205,7 +213,9 @@ impl Processor {
             && let Err(e) = verifier.verify(&task, self.signatures_optional)
         {
             tracing::warn!(task = %task.id, error = %e, "terminating task that failed verification");
-            return self.finish(&mut task, TaskState::Terminated, e.to_string(), &delivery).await;
+            return self
+                .finish(&mut task, TaskState::Terminated, e.to_string(), &delivery)
+                .await;
         }
         if !self.ready_to_start(&mut task, &delivery).await {
             return;
@@ -240,18 +250,28 @@ impl Processor {
                     return false;
                 }
             }
-            TaskState::Complete | TaskState::Expired | TaskState::Terminated | TaskState::Unreachable => {
+            TaskState::Complete
+            | TaskState::Expired
+            | TaskState::Terminated
+            | TaskState::Unreachable => {
                 delivery.ack().await;
                 return false;
             }
             _ => {}
         }
         if task.deadline.is_some_and(|d| d.until().is_zero()) {
-            self.finish(task, TaskState::Expired, "past deadline".into(), delivery).await;
+            self.finish(task, TaskState::Expired, "past deadline".into(), delivery)
+                .await;
             return false;
         }
         if task.max_tries > 0 && task.tries >= task.max_tries {
-            self.finish(task, TaskState::Expired, "exceeded maximum tries".into(), delivery).await;
+            self.finish(
+                task,
+                TaskState::Expired,
+                "exceeded maximum tries".into(),
+                delivery,
+            )
+            .await;
             return false;
         }
         if task.state == TaskState::Blocked && !task.dependencies.is_empty() {
@@ -263,7 +283,8 @@ impl Processor {
                 }
                 Dependencies::Failed(reason) => {
                     let last_err = format!("task dependencies failed: {reason}");
-                    self.finish(task, TaskState::Unreachable, last_err, delivery).await;
+                    self.finish(task, TaskState::Unreachable, last_err, delivery)
+                        .await;
                     return false;
                 }
             }
@@ -287,7 +308,10 @@ impl Processor {
                     | TaskState::QueueError
                     | TaskState::Unknown
                     | TaskState::Unreachable => {
-                        return Dependencies::Failed(format!("dependency {id} is {}", parent.state));
+                        return Dependencies::Failed(format!(
+                            "dependency {id} is {}",
+                            parent.state
+                        ));
                     }
                     _ => waiting = true,
                 },
@@ -300,17 +324,30 @@ impl Processor {
                 }
             }
         }
-        if waiting { Dependencies::Waiting } else { Dependencies::Ready }
+        if waiting {
+            Dependencies::Waiting
+        } else {
+            Dependencies::Ready
+        }
     }
 
-    async fn run_handler(&self, task: &Task, delivery: &Delivery, hard_stop: &CancellationToken) -> Outcome {
-        let progress = delivery.ack_subject.clone().map(|ack_subject| ProgressTarget {
-            nats: self.storage.nats.clone(),
-            ack_subject,
-        });
+    async fn run_handler(
+        &self,
+        task: &Task,
+        delivery: &Delivery,
+        hard_stop: &CancellationToken,
+    ) -> Outcome {
+        let progress = delivery
+            .ack_subject
+            .clone()
+            .map(|ack_subject| ProgressTarget {
+                nats: self.storage.nats.clone(),
+                ack_subject,
+            });
         let ctx = TaskContext::new(self.queue.max_run_time, progress);
         let handler = self.mux.handler_for(&task.task_type);
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx.clone(), task.clone())));
+        let call =
+            std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx.clone(), task.clone())));
         let mut running = match call {
             Ok(future) => AssertUnwindSafe(future).catch_unwind().boxed(),
             Err(panic) => return Outcome::Done(Err(panicked(panic))),
@@ -339,7 +376,10 @@ impl Processor {
         match outcome {
             Outcome::Done(Ok(payload)) => {
                 let now = Timestamp::now();
-                task.result = Some(TaskResult { payload, completed: now });
+                task.result = Some(TaskResult {
+                    payload,
+                    completed: now,
+                });
                 task.tried = Some(now);
                 task.last_err.clear();
                 task.state = TaskState::Complete;
@@ -350,13 +390,21 @@ impl Processor {
                 }
             }
             Outcome::Done(Err(e)) if e.is_terminate() => {
-                self.finish(&mut task, TaskState::Terminated, e.message().into(), delivery).await;
+                self.finish(
+                    &mut task,
+                    TaskState::Terminated,
+                    e.message().into(),
+                    delivery,
+                )
+                .await;
             }
             Outcome::Done(Err(e)) => {
                 let out_of_tries = (task.max_tries > 0 && task.tries >= task.max_tries)
                     || (self.queue.max_tries > 0 && delivery.delivered >= self.queue.max_tries);
                 if out_of_tries {
-                    return self.finish(&mut task, TaskState::Expired, e.message().into(), delivery).await;
+                    return self
+                        .finish(&mut task, TaskState::Expired, e.message().into(), delivery)
+                        .await;
                 }
                 task.state = TaskState::Retry;
                 task.tried = Some(Timestamp::now());
@@ -381,7 +429,13 @@ impl Processor {
     }
 
     /// Moves the task to a final state, stores (or discards) it and terminates its item.
-    async fn finish(&self, task: &mut Task, state: TaskState, last_err: String, delivery: &Delivery) {
+    async fn finish(
+        &self,
+        task: &mut Task,
+        state: TaskState,
+        last_err: String,
+        delivery: &Delivery,
+    ) {
         task.state = state;
         task.last_err = last_err;
         if state != TaskState::Unreachable {
@@ -399,7 +453,10 @@ impl Processor {
         loop {
             match self.save_or_discard(task).await {
                 Ok(()) => return true,
-                Err(e) if e.kind() == ErrorKind::TaskUpdateFailed || attempt >= FINAL_SAVE_ATTEMPTS => {
+                Err(e)
+                    if e.kind() == ErrorKind::TaskUpdateFailed
+                        || attempt >= FINAL_SAVE_ATTEMPTS =>
+                {
                     tracing::error!(task = %task.id, state = %task.state, error = %e, "storing final state failed");
                     return false;
                 }

@@ -87,7 +87,11 @@ impl RetryPolicy {
                 "exponential backoff needs 0 < initial <= max and a jitter between 0 and 1",
             ));
         }
-        Ok(Self::Exponential { initial, max, jitter })
+        Ok(Self::Exponential {
+            initial,
+            max,
+            jitter,
+        })
     }
 
     /// The delay before the next try after `n` deliveries, with asyncjobs' rounding to whole ms.
@@ -100,14 +104,26 @@ impl RetryPolicy {
                     return Duration::ZERO;
                 };
                 let nanos = d.as_nanos() as f64;
-                let random = if nanos >= 1.0 { rng.random_range(0.0..nanos) } else { 0.0 };
+                let random = if nanos >= 1.0 {
+                    rng.random_range(0.0..nanos)
+                } else {
+                    0.0
+                };
                 let delay = round_to_ms(nanos * jitter + random);
                 if delay.is_zero() { intervals[0] } else { delay }
             }
-            Self::Exponential { initial, max, jitter } => {
+            Self::Exponential {
+                initial,
+                max,
+                jitter,
+            } => {
                 let factor = 2f64.powi(n.min(62) as i32);
                 let d = (initial.as_nanos() as f64 * factor).min(max.as_nanos() as f64);
-                let off = if *jitter > 0.0 { rng.random_range(0.0..=d * jitter) } else { 0.0 };
+                let off = if *jitter > 0.0 {
+                    rng.random_range(0.0..=d * jitter)
+                } else {
+                    0.0
+                };
                 round_to_ms(d - off).max(Duration::from_millis(1))
             }
         }
@@ -140,15 +156,40 @@ mod tests {
     fn named_policies_have_asyncjobs_intervals() -> Result<()> {
         let p = RetryPolicy::named("10m")?;
         let iv = intervals(&p);
-        assert_eq!((iv.len(), iv[0], iv[1], iv[49]), (50, Duration::from_secs(60), Duration::from_millis(70_800), Duration::from_millis(589_200)));
+        assert_eq!(
+            (iv.len(), iv[0], iv[1], iv[49]),
+            (
+                50,
+                Duration::from_secs(60),
+                Duration::from_millis(70_800),
+                Duration::from_millis(589_200)
+            )
+        );
         let p = RetryPolicy::named("1h")?;
         let iv = intervals(&p);
-        assert_eq!((iv[0], iv[1], iv[19]), (Duration::from_secs(600), Duration::from_secs(750), Duration::from_secs(3450)));
+        assert_eq!(
+            (iv[0], iv[1], iv[19]),
+            (
+                Duration::from_secs(600),
+                Duration::from_secs(750),
+                Duration::from_secs(3450)
+            )
+        );
         let p = RetryPolicy::named("1m")?;
         let iv = intervals(&p);
-        assert_eq!((iv[0], iv[1], iv[19]), (Duration::from_secs(1), Duration::from_millis(3950), Duration::from_millis(57_050)));
+        assert_eq!(
+            (iv[0], iv[1], iv[19]),
+            (
+                Duration::from_secs(1),
+                Duration::from_millis(3950),
+                Duration::from_millis(57_050)
+            )
+        );
         assert_eq!(RetryPolicy::named("default")?, RetryPolicy::default());
-        assert_eq!(RetryPolicy::named("nope").err().map(|e| e.kind()), Some(ErrorKind::UnknownRetryPolicy));
+        assert_eq!(
+            RetryPolicy::named("nope").err().map(|e| e.kind()),
+            Some(ErrorKind::UnknownRetryPolicy)
+        );
         Ok(())
     }
 

@@ -25,7 +25,11 @@ pub struct ScheduledTask {
     #[serde(default, with = "base64_bytes")]
     pub payload: Option<Bytes>,
     /// Deadline of each created task, relative to its creation.
-    #[serde(default, with = "crate::wire::nanos", skip_serializing_if = "Duration::is_zero")]
+    #[serde(
+        default,
+        with = "crate::wire::nanos",
+        skip_serializing_if = "Duration::is_zero"
+    )]
     pub deadline: Duration,
     /// Max tries of each created task.
     #[serde(default)]
@@ -37,8 +41,9 @@ pub struct ScheduledTask {
 impl ScheduledTask {
     /// Parses the stored JSON document.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::with_source(ErrorKind::InvalidDocument, "invalid scheduled task", e))
+        serde_json::from_slice(bytes).map_err(|e| {
+            Error::with_source(ErrorKind::InvalidDocument, "invalid scheduled task", e)
+        })
     }
 
     /// The document exactly as asyncjobs stores it.

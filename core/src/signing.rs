@@ -48,7 +48,10 @@ impl TaskSigner {
     /// Signs `task` in place. The queue must be set and the task unsigned.
     pub fn sign(&self, task: &mut Task) -> Result<()> {
         if !task.signature.is_empty() {
-            return Err(Error::new(ErrorKind::TaskAlreadySigned, "task is already signed"));
+            return Err(Error::new(
+                ErrorKind::TaskAlreadySigned,
+                "task is already signed",
+            ));
         }
         let message = task.signature_message()?;
         task.signature = hex::encode(self.0.sign(message.as_bytes()).to_bytes());
@@ -97,11 +100,16 @@ impl TaskVerifier {
         }
         let invalid = || Error::new(ErrorKind::SignatureInvalid, "invalid task signature");
         let message = task.signature_message().map_err(|e| {
-            Error::new(ErrorKind::SignatureInvalid, format!("invalid task signature: {e}"))
+            Error::new(
+                ErrorKind::SignatureInvalid,
+                format!("invalid task signature: {e}"),
+            )
         })?;
         let bytes = hex::decode(&task.signature).map_err(|_| invalid())?;
         let signature = Signature::from_slice(&bytes).map_err(|_| invalid())?;
-        self.0.verify(message.as_bytes(), &signature).map_err(|_| invalid())
+        self.0
+            .verify(message.as_bytes(), &signature)
+            .map_err(|_| invalid())
     }
 }
 
@@ -112,7 +120,11 @@ fn decode_hex(text: &str, what: &str) -> Result<Vec<u8>> {
 
 fn read_key_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| {
-        Error::with_source(ErrorKind::Io, format!("reading key file {}", path.display()), e)
+        Error::with_source(
+            ErrorKind::Io,
+            format!("reading key file {}", path.display()),
+            e,
+        )
     })
 }
 
@@ -134,9 +146,15 @@ mod tests {
         let mut t = signed_task(&signer)?;
         assert_eq!(t.signature.len(), 128);
         verifier.verify(&t, false)?;
-        assert_eq!(signer.sign(&mut t).err().map(|e| e.kind()), Some(ErrorKind::TaskAlreadySigned));
+        assert_eq!(
+            signer.sign(&mut t).err().map(|e| e.kind()),
+            Some(ErrorKind::TaskAlreadySigned)
+        );
         t.payload = Some(bytes::Bytes::from_static(b"{\"hello\":\"mallory\"}"));
-        assert_eq!(verifier.verify(&t, false).err().map(|e| e.kind()), Some(ErrorKind::SignatureInvalid));
+        assert_eq!(
+            verifier.verify(&t, false).err().map(|e| e.kind()),
+            Some(ErrorKind::SignatureInvalid)
+        );
         Ok(())
     }
 
@@ -144,7 +162,10 @@ mod tests {
     fn unsigned_tasks_pass_only_in_optional_mode() -> Result<()> {
         let verifier = TaskSigner::from_bytes(&[7u8; 32])?.verifier();
         let t = Task::new("a", &1)?;
-        assert_eq!(verifier.verify(&t, false).err().map(|e| e.kind()), Some(ErrorKind::TaskNotSigned));
+        assert_eq!(
+            verifier.verify(&t, false).err().map(|e| e.kind()),
+            Some(ErrorKind::TaskNotSigned)
+        );
         verifier.verify(&t, true)
     }
 
@@ -162,7 +183,13 @@ mod tests {
 
     #[test]
     fn bad_keys_are_typed_errors() {
-        assert_eq!(TaskSigner::from_bytes(&[1; 31]).err().map(|e| e.kind()), Some(ErrorKind::InvalidKey));
-        assert_eq!(TaskVerifier::from_hex("zz").err().map(|e| e.kind()), Some(ErrorKind::InvalidKey));
+        assert_eq!(
+            TaskSigner::from_bytes(&[1; 31]).err().map(|e| e.kind()),
+            Some(ErrorKind::InvalidKey)
+        );
+        assert_eq!(
+            TaskVerifier::from_hex("zz").err().map(|e| e.kind()),
+            Some(ErrorKind::InvalidKey)
+        );
     }
 }

@@ -50,7 +50,9 @@ pub(crate) struct ProcessItem {
 impl ProcessItem {
     /// Parses a delivered item; `None` for an empty or corrupt body (asyncjobs terminates those).
     pub(crate) fn parse(body: &[u8]) -> Option<Self> {
-        serde_json::from_slice::<Self>(body).ok().filter(|i| !i.job.is_empty())
+        serde_json::from_slice::<Self>(body)
+            .ok()
+            .filter(|i| !i.job.is_empty())
     }
 }
 
@@ -65,7 +67,10 @@ pub(crate) struct Storage {
 
 impl Storage {
     /// Loads or creates the tasks stream and the two KV buckets (created, never updated).
-    pub(crate) async fn prepare(nats: async_nats::Client, settings: StorageSettings) -> Result<Self> {
+    pub(crate) async fn prepare(
+        nats: async_nats::Client,
+        settings: StorageSettings,
+    ) -> Result<Self> {
         let js = jetstream::new(nats.clone());
         let tasks = js
             .get_or_create_stream(stream::Config {
@@ -82,10 +87,25 @@ impl Storage {
             })
             .await
             .map_err(|e| Error::storage("preparing the tasks stream", e))?;
-        let storage = Self { nats, js, tasks, settings };
-        storage.prepare_bucket(CONFIG_BUCKET, "Choria Async Jobs Configuration", Duration::ZERO).await?;
+        let storage = Self {
+            nats,
+            js,
+            tasks,
+            settings,
+        };
         storage
-            .prepare_bucket(ELECTIONS_BUCKET, "Choria Async Jobs Leader Elections", Duration::from_secs(10))
+            .prepare_bucket(
+                CONFIG_BUCKET,
+                "Choria Async Jobs Configuration",
+                Duration::ZERO,
+            )
+            .await?;
+        storage
+            .prepare_bucket(
+                ELECTIONS_BUCKET,
+                "Choria Async Jobs Leader Elections",
+                Duration::from_secs(10),
+            )
             .await?;
         Ok(storage)
     }
@@ -119,14 +139,17 @@ impl Storage {
         }
         let stream_name = wanted.stream_name();
         let mut stream = if wanted.no_create {
-            self.js.get_stream(&stream_name).await.map_err(|e| match e.kind() {
-                jetstream::context::GetStreamErrorKind::JetStream(j)
-                    if j.error_code() == ErrorCode::STREAM_NOT_FOUND =>
-                {
-                    queue_not_found(&wanted.name)
-                }
-                _ => Error::storage("loading the queue stream", e),
-            })?
+            self.js
+                .get_stream(&stream_name)
+                .await
+                .map_err(|e| match e.kind() {
+                    jetstream::context::GetStreamErrorKind::JetStream(j)
+                        if j.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                    {
+                        queue_not_found(&wanted.name)
+                    }
+                    _ => Error::storage("loading the queue stream", e),
+                })?
         } else {
             self.js
                 .get_or_create_stream(queue_stream_config(wanted, &self.settings))
@@ -134,12 +157,15 @@ impl Storage {
                 .map_err(|e| Error::storage("preparing the queue stream", e))?
         };
         let consumer: PullConsumer = if wanted.no_create {
-            stream.consumer_info(CONSUMER_NAME).await.map_err(|e| match e.kind() {
-                jetstream::context::ConsumerInfoErrorKind::NotFound => {
-                    Error::new(ErrorKind::QueueConsumerNotFound, "queue consumer not found")
-                }
-                _ => Error::storage("loading the queue consumer", e),
-            })?;
+            stream
+                .consumer_info(CONSUMER_NAME)
+                .await
+                .map_err(|e| match e.kind() {
+                    jetstream::context::ConsumerInfoErrorKind::NotFound => {
+                        Error::new(ErrorKind::QueueConsumerNotFound, "queue consumer not found")
+                    }
+                    _ => Error::storage("loading the queue consumer", e),
+                })?;
             stream
                 .get_consumer(CONSUMER_NAME)
                 .await
@@ -176,7 +202,10 @@ impl Storage {
             .payload(task.to_json()?.into())
             .expected_last_subject_sequence(task.seq);
         let ack = async {
-            self.js.send_publish(task_subject(&task.id), publish).await?.await
+            self.js
+                .send_publish(task_subject(&task.id), publish)
+                .await?
+                .await
         }
         .await
         .map_err(|e| match e.kind() {
@@ -208,19 +237,21 @@ impl Storage {
             return Err(not_found());
         }
         let message = if self.tasks.cached_info().config.allow_direct {
-            self.tasks.direct_get_last_for_subject(task_subject(id)).await.map_err(|e| {
-                match e.kind() {
+            self.tasks
+                .direct_get_last_for_subject(task_subject(id))
+                .await
+                .map_err(|e| match e.kind() {
                     stream::DirectGetErrorKind::NotFound => not_found(),
                     _ => Error::storage(format!("loading task {id}"), e),
-                }
-            })?
+                })?
         } else {
-            self.tasks.get_last_raw_message_by_subject(&task_subject(id)).await.map_err(|e| {
-                match e.kind() {
+            self.tasks
+                .get_last_raw_message_by_subject(&task_subject(id))
+                .await
+                .map_err(|e| match e.kind() {
                     stream::LastRawMessageErrorKind::NoMessageFound => not_found(),
                     _ => Error::storage(format!("loading task {id}"), e),
-                }
-            })?
+                })?
         };
         let mut task = Task::from_json(&message.payload)?;
         task.seq = message.sequence;
@@ -238,14 +269,20 @@ impl Storage {
 
     /// Publishes the work item for `task`; deduplicated by task id except for retries.
     pub(crate) async fn publish_item(&self, queue: &Queue, task: &Task) -> Result<()> {
-        let item = ProcessItem { kind: 0, job: task.id.clone() };
+        let item = ProcessItem {
+            kind: 0,
+            job: task.id.clone(),
+        };
         let body = crate::wire::to_go_json(&item)?;
         let mut publish = PublishMessage::build().payload(body.into());
         if task.state != TaskState::Retry {
             publish = publish.message_id(&task.id);
         }
         let ack = async {
-            self.js.send_publish(queue.item_subject(&task.id), publish).await?.await
+            self.js
+                .send_publish(queue.item_subject(&task.id), publish)
+                .await?
+                .await
         }
         .await
         .map_err(|e| match e.kind() {
@@ -253,7 +290,10 @@ impl Storage {
             _ => Error::storage("publishing work item", e),
         })?;
         if ack.duplicate {
-            return Err(Error::new(ErrorKind::DuplicateItem, "duplicate work queue item"));
+            return Err(Error::new(
+                ErrorKind::DuplicateItem,
+                "duplicate work queue item",
+            ));
         }
         Ok(())
     }
@@ -349,7 +389,9 @@ impl Storage {
                     task.seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
                     out.push(task);
                 }
-                Err(e) => tracing::warn!(subject = %message.subject, error = %e, "skipping corrupt task"),
+                Err(e) => {
+                    tracing::warn!(subject = %message.subject, error = %e, "skipping corrupt task")
+                }
             }
             if pending == 0 {
                 break;
@@ -405,7 +447,11 @@ fn queue_not_found(name: &str) -> Error {
 }
 
 fn storage_type(memory: bool) -> StorageType {
-    if memory { StorageType::Memory } else { StorageType::File }
+    if memory {
+        StorageType::Memory
+    } else {
+        StorageType::File
+    }
 }
 
 fn queue_stream_config(q: &Queue, settings: &StorageSettings) -> stream::Config {
@@ -417,7 +463,11 @@ fn queue_stream_config(q: &Queue, settings: &StorageSettings) -> stream::Config 
         max_messages_per_subject: 1,
         max_age: q.max_age,
         max_messages: if q.max_entries > 0 { q.max_entries } else { -1 },
-        discard: if q.discard_old { DiscardPolicy::Old } else { DiscardPolicy::New },
+        discard: if q.discard_old {
+            DiscardPolicy::Old
+        } else {
+            DiscardPolicy::New
+        },
         storage: storage_type(settings.memory),
         num_replicas: settings.replicas,
         ..Default::default()
@@ -428,8 +478,16 @@ fn consumer_config(q: &Queue) -> pull::Config {
     pull::Config {
         durable_name: Some(CONSUMER_NAME.into()),
         ack_policy: AckPolicy::Explicit,
-        ack_wait: if q.max_run_time.is_zero() { crate::queue::DEFAULT_MAX_RUN_TIME } else { q.max_run_time },
-        max_ack_pending: if q.max_concurrent == 0 { crate::queue::DEFAULT_MAX_CONCURRENT } else { q.max_concurrent },
+        ack_wait: if q.max_run_time.is_zero() {
+            crate::queue::DEFAULT_MAX_RUN_TIME
+        } else {
+            q.max_run_time
+        },
+        max_ack_pending: if q.max_concurrent == 0 {
+            crate::queue::DEFAULT_MAX_CONCURRENT
+        } else {
+            q.max_concurrent
+        },
         max_deliver: if q.max_tries == 0 { -1 } else { q.max_tries },
         deliver_policy: DeliverPolicy::All,
         replay_policy: ReplayPolicy::Instant,
@@ -443,7 +501,10 @@ mod tests {
 
     #[test]
     fn process_items_parse_like_asyncjobs() {
-        assert_eq!(ProcessItem::parse(br#"{"kind":0,"job":"abc"}"#).map(|i| i.job), Some("abc".into()));
+        assert_eq!(
+            ProcessItem::parse(br#"{"kind":0,"job":"abc"}"#).map(|i| i.job),
+            Some("abc".into())
+        );
         assert!(ProcessItem::parse(b"").is_none());
         assert!(ProcessItem::parse(b"not json").is_none());
         assert!(ProcessItem::parse(br#"{"kind":0,"job":""}"#).is_none());
@@ -452,8 +513,21 @@ mod tests {
     #[test]
     fn queue_defaults_map_to_consumer_limits() {
         let c = consumer_config(&Queue::new("Q").max_tries(0).max_concurrent(0));
-        assert_eq!((c.max_deliver, c.max_ack_pending, c.ack_wait), (-1, 100, Duration::from_secs(3600)));
-        let s = queue_stream_config(&Queue::new("Q"), &StorageSettings { memory: true, replicas: 1, task_retention: Duration::ZERO });
-        assert_eq!((s.max_messages, s.discard, s.storage), (-1, DiscardPolicy::New, StorageType::Memory));
+        assert_eq!(
+            (c.max_deliver, c.max_ack_pending, c.ack_wait),
+            (-1, 100, Duration::from_secs(3600))
+        );
+        let s = queue_stream_config(
+            &Queue::new("Q"),
+            &StorageSettings {
+                memory: true,
+                replicas: 1,
+                task_retention: Duration::ZERO,
+            },
+        );
+        assert_eq!(
+            (s.max_messages, s.discard, s.storage),
+            (-1, DiscardPolicy::New, StorageType::Memory)
+        );
     }
 }

@@ -343,9 +343,8 @@ mod tests {
         assert_eq!(t.state, TaskState::New);
         // A string payload is JSON-encoded, quotes included, as Go's json.Marshal does.
         assert_eq!(t.payload.as_deref(), Some(&b"\"hello\""[..]));
-        let json: serde_json::Value = serde_json::from_slice(&t.to_json()?).map_err(|e| {
-            Error::with_source(ErrorKind::InvalidDocument, "test", e)
-        })?;
+        let json: serde_json::Value = serde_json::from_slice(&t.to_json()?)
+            .map_err(|e| Error::with_source(ErrorKind::InvalidDocument, "test", e))?;
         assert_eq!(json["payload"], "ImhlbGxvIg==");
         Ok(())
     }
@@ -362,7 +361,10 @@ mod tests {
     fn invalid_names_are_typed_errors() {
         let err = Task::new("bad type", &1).err().map(|e| e.kind());
         assert_eq!(err, Some(ErrorKind::InvalidTaskType));
-        let err = Task::new("ok", &1).and_then(|t| t.with_id("no/slash")).err().map(|e| e.kind());
+        let err = Task::new("ok", &1)
+            .and_then(|t| t.with_id("no/slash"))
+            .err()
+            .map(|e| e.kind());
         assert_eq!(err, Some(ErrorKind::InvalidTaskId));
     }
 

@@ -33,11 +33,13 @@ impl Timestamp {
     /// Nanoseconds since the Unix epoch, as Go's `UnixNano()`.
     pub fn unix_nanos(&self) -> i64 {
         // Outside ±292 years from 1970 Go's UnixNano overflows too; saturate rather than panic.
-        self.0.timestamp_nanos_opt().unwrap_or(if self.0.timestamp() < 0 {
-            i64::MIN
-        } else {
-            i64::MAX
-        })
+        self.0
+            .timestamp_nanos_opt()
+            .unwrap_or(if self.0.timestamp() < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            })
     }
 
     /// The timestamp as a UTC `chrono` value.
@@ -77,9 +79,9 @@ impl From<DateTime<FixedOffset>> for Timestamp {
 impl std::str::FromStr for Timestamp {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        DateTime::parse_from_rfc3339(s)
-            .map(Self)
-            .map_err(|e| Error::with_source(ErrorKind::InvalidDocument, format!("invalid time {s:?}"), e))
+        DateTime::parse_from_rfc3339(s).map(Self).map_err(|e| {
+            Error::with_source(ErrorKind::InvalidDocument, format!("invalid time {s:?}"), e)
+        })
     }
 }
 
@@ -138,7 +140,10 @@ pub fn new_id() -> String {
 pub(crate) fn new_id_with_time() -> (String, DateTime<Utc>) {
     let now = Utc::now();
     let id = ksuid_at(now.timestamp(), rand::random());
-    (id, DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now))
+    (
+        id,
+        DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now),
+    )
 }
 
 fn ksuid_at(unix_secs: i64, random: [u8; 16]) -> String {
@@ -194,11 +199,16 @@ pub(crate) mod nanos {
     use super::*;
     use std::time::Duration;
 
-    pub(crate) fn serialize<S: Serializer>(v: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        v: &Duration,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_i64(i64::try_from(v.as_nanos()).unwrap_or(i64::MAX))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Duration, D::Error> {
         let n = i64::deserialize(d)?;
         Ok(Duration::from_nanos(u64::try_from(n).unwrap_or(0)))
     }
@@ -265,7 +275,10 @@ mod tests {
         assert!(is_valid_name(&id));
         assert!((Utc::now() - t).num_seconds().abs() < 5);
         // Same second, same random bytes: same id; ids sort by time.
-        assert_eq!(ksuid_at(t.timestamp(), [9; 16]), ksuid_at(t.timestamp(), [9; 16]));
+        assert_eq!(
+            ksuid_at(t.timestamp(), [9; 16]),
+            ksuid_at(t.timestamp(), [9; 16])
+        );
         assert!(ksuid_at(t.timestamp(), [0xff; 16]) < ksuid_at(t.timestamp() + 1, [0; 16]));
     }
 
@@ -274,7 +287,10 @@ mod tests {
         // segmentio/ksuid's documented example: the maximum KSUID is "aWgEPTl1tmebfsQzFP4bxwgy80V".
         let max = ksuid_at(i64::from(u32::MAX) + KSUID_EPOCH, [0xff; 16]);
         assert_eq!(max, "aWgEPTl1tmebfsQzFP4bxwgy80V");
-        assert_eq!(ksuid_at(KSUID_EPOCH, [0; 16]), "000000000000000000000000000");
+        assert_eq!(
+            ksuid_at(KSUID_EPOCH, [0; 16]),
+            "000000000000000000000000000"
+        );
     }
 
     #[test]

@@ -21,7 +21,10 @@ const FINAL: Duration = Duration::from_secs(30);
 
 fn fast_retries() -> ClientOptions {
     ClientOptions::new()
-        .retry_policy(RetryPolicy::exponential(Duration::from_millis(50), Duration::from_millis(200), 0.0).expect("policy"))
+        .retry_policy(
+            RetryPolicy::exponential(Duration::from_millis(50), Duration::from_millis(200), 0.0)
+                .expect("policy"),
+        )
         .concurrency(20)
 }
 
@@ -62,7 +65,11 @@ async fn task_completes_with_result_and_events() {
         Ok(json!({"sent_to": body["to"]}))
     })
     .expect("register");
-    let id = enqueue(&client, Task::new("email:new", &json!({"to": "a@example.net"})).expect("task")).await;
+    let id = enqueue(
+        &client,
+        Task::new("email:new", &json!({"to": "a@example.net"})).expect("task"),
+    )
+    .await;
     let worker = spawn_worker(&client, mux);
 
     let task = &wait_final(&client, std::slice::from_ref(&id), FINAL).await[0];
@@ -70,24 +77,36 @@ async fn task_completes_with_result_and_events() {
     assert_eq!(task.tries, 1);
     assert_eq!(task.queue, "TEST");
     assert!(task.last_err.is_empty());
-    assert_eq!(task.result.as_ref().map(|r| &r.payload), Some(&json!({"sent_to": "a@example.net"})));
+    assert_eq!(
+        task.result.as_ref().map(|r| &r.payload),
+        Some(&json!({"sent_to": "a@example.net"}))
+    );
 
     let mut states = Vec::new();
     while states.last() != Some(&TaskState::Complete) {
-        let event = tokio::time::timeout(FINAL, events.next()).await.expect("event arrives");
+        let event = tokio::time::timeout(FINAL, events.next())
+            .await
+            .expect("event arrives");
         if let Some(Ok(Event::TaskState(e))) = event {
-            assert_eq!((e.task_id.as_str(), e.queue.as_str(), e.task_type.as_str()), (id.as_str(), "TEST", "email:new"));
+            assert_eq!(
+                (e.task_id.as_str(), e.queue.as_str(), e.task_type.as_str()),
+                (id.as_str(), "TEST", "email:new")
+            );
             states.push(e.state);
         }
     }
-    assert_eq!(states, [TaskState::New, TaskState::Active, TaskState::Complete]);
+    assert_eq!(
+        states,
+        [TaskState::New, TaskState::Active, TaskState::Complete]
+    );
     stop(worker).await;
 }
 
 #[tokio::test]
 async fn failed_tries_are_retried_after_the_policy_delay() {
     let server = NatsServer::start();
-    let policy = RetryPolicy::exponential(Duration::from_millis(150), Duration::from_secs(2), 0.0).expect("policy");
+    let policy = RetryPolicy::exponential(Duration::from_millis(150), Duration::from_secs(2), 0.0)
+        .expect("policy");
     let client = connect(&server, ClientOptions::new().retry_policy(policy.clone())).await;
     let calls = Arc::new(Mutex::new(Vec::<Instant>::new()));
     let mut mux = Mux::new();
@@ -100,7 +119,11 @@ async fn failed_tries_are_retried_after_the_policy_delay() {
                 seen.push(Instant::now());
                 seen.len()
             };
-            if n < 3 { Err(HandlerError::retry(format!("failure {n}"))) } else { Ok(json!("finally")) }
+            if n < 3 {
+                Err(HandlerError::retry(format!("failure {n}")))
+            } else {
+                Ok(json!("finally"))
+            }
         }
     })
     .expect("register");
@@ -113,8 +136,16 @@ async fn failed_tries_are_retried_after_the_policy_delay() {
     assert!(task.last_err.is_empty(), "a success clears last_err");
     let calls = calls.lock().expect("lock").clone();
     // Delivery n failed, so the next try waits policy.delay(n): 300ms after the first, 600ms after the second.
-    assert!(calls[1] - calls[0] >= policy.delay(1), "{:?}", calls[1] - calls[0]);
-    assert!(calls[2] - calls[1] >= policy.delay(2), "{:?}", calls[2] - calls[1]);
+    assert!(
+        calls[1] - calls[0] >= policy.delay(1),
+        "{:?}",
+        calls[1] - calls[0]
+    );
+    assert!(
+        calls[2] - calls[1] >= policy.delay(2),
+        "{:?}",
+        calls[2] - calls[1]
+    );
     stop(worker).await;
 }
 
@@ -139,7 +170,10 @@ async fn terminate_stops_further_tries() {
     assert_eq!(task.tries, 1);
     // The work item is gone, so nothing can run it again.
     let admin = client.admin();
-    wait_for("the item to be removed", FINAL, || async { (admin.queue_info("TEST").await.ok()?.items == 0).then_some(()) }).await;
+    wait_for("the item to be removed", FINAL, || async {
+        (admin.queue_info("TEST").await.ok()?.items == 0).then_some(())
+    })
+    .await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     stop(worker).await;
 }
@@ -149,8 +183,15 @@ async fn exhausted_tries_expire_the_task() {
     let server = NatsServer::start();
     let client = connect(&server, fast_retries()).await;
     let mut mux = Mux::new();
-    mux.handle("doomed", |_ctx, _task| async { Err(HandlerError::retry("still broken")) }).expect("register");
-    let id = enqueue(&client, Task::new("doomed", &1).expect("task").with_max_tries(2)).await;
+    mux.handle("doomed", |_ctx, _task| async {
+        Err(HandlerError::retry("still broken"))
+    })
+    .expect("register");
+    let id = enqueue(
+        &client,
+        Task::new("doomed", &1).expect("task").with_max_tries(2),
+    )
+    .await;
     let worker = spawn_worker(&client, mux);
 
     let task = &wait_final(&client, &[id], FINAL).await[0];
@@ -173,8 +214,15 @@ async fn past_deadline_expires_without_running() {
     })
     .expect("register");
     let deadline = Timestamp::now().add(Duration::from_millis(200));
-    let id = enqueue(&client, Task::new("late", &1).expect("task").with_deadline(deadline)).await;
-    wait_for("the deadline to pass", FINAL, || async { deadline.until().is_zero().then_some(()) }).await;
+    let id = enqueue(
+        &client,
+        Task::new("late", &1).expect("task").with_deadline(deadline),
+    )
+    .await;
+    wait_for("the deadline to pass", FINAL, || async {
+        deadline.until().is_zero().then_some(())
+    })
+    .await;
     let worker = spawn_worker(&client, mux);
 
     let task = &wait_final(&client, &[id], FINAL).await[0];
@@ -215,7 +263,10 @@ async fn handler_panic_is_a_failed_try_not_a_dead_worker() {
 async fn handler_past_its_run_time_is_cancelled_and_retried() {
     let server = NatsServer::start();
     let client = ClientOptions::new()
-        .retry_policy(RetryPolicy::exponential(Duration::from_millis(50), Duration::from_millis(50), 0.0).expect("policy"))
+        .retry_policy(
+            RetryPolicy::exponential(Duration::from_millis(50), Duration::from_millis(50), 0.0)
+                .expect("policy"),
+        )
         .queue(Queue::new("SHORT").max_run_time(Duration::from_millis(600)))
         .connect(&server.url)
         .await
@@ -229,7 +280,9 @@ async fn handler_past_its_run_time_is_cancelled_and_retried() {
             assert!(ctx.remaining() <= Duration::from_millis(600));
             if first {
                 ctx.cancelled().await;
-                return Err(HandlerError::retry("unreachable: the processor drops this future"));
+                return Err(HandlerError::retry(
+                    "unreachable: the processor drops this future",
+                ));
             }
             // Asking for more time keeps a long handler alive past the queue's run time.
             for _ in 0..4 {
@@ -245,7 +298,10 @@ async fn handler_past_its_run_time_is_cancelled_and_retried() {
 
     let task = &wait_final(&client, &[id], FINAL).await[0];
     assert_eq!(task.state, TaskState::Complete);
-    assert_eq!(task.tries, 2, "first try timed out, second extended its deadline");
+    assert_eq!(
+        task.tries, 2,
+        "first try timed out, second extended its deadline"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     stop(worker).await;
 }
@@ -257,46 +313,108 @@ async fn dependencies_gate_children_and_failures_propagate() {
     let mut mux = Mux::new();
     mux.handle("step", |_ctx, task: Task| async move {
         let n: i64 = task.payload_json()?;
-        let parents: HashMap<String, serde_json::Value> =
-            task.dependency_results.iter().map(|(k, v)| (k.clone(), v.as_ref().map(|r| r.payload.clone()).unwrap_or_default())).collect();
+        let parents: HashMap<String, serde_json::Value> = task
+            .dependency_results
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_ref().map(|r| r.payload.clone()).unwrap_or_default(),
+                )
+            })
+            .collect();
         Ok(json!({"n": n, "parents": parents}))
     })
     .expect("register")
-    .handle("fail", |_ctx, _task| async { Err(HandlerError::terminate("parent failed")) })
+    .handle("fail", |_ctx, _task| async {
+        Err(HandlerError::terminate("parent failed"))
+    })
     .expect("register");
 
     // A chain a -> b -> c where b and c load their parents' results; enqueued child first.
     let a = Task::new("step", &1).expect("task");
-    let b = Task::new("step", &2).expect("task").depends_on([a.id.clone()]).with_dependency_results();
-    let c = Task::new("step", &3).expect("task").depends_on([b.id.clone()]).with_dependency_results();
+    let b = Task::new("step", &2)
+        .expect("task")
+        .depends_on([a.id.clone()])
+        .with_dependency_results();
+    let c = Task::new("step", &3)
+        .expect("task")
+        .depends_on([b.id.clone()])
+        .with_dependency_results();
     // A failing parent, its child and grandchild, and a child of a task that does not exist.
     let bad = Task::new("fail", &0).expect("task");
-    let orphan_child = Task::new("step", &4).expect("task").depends_on([bad.id.clone()]);
-    let orphan_grandchild = Task::new("step", &5).expect("task").depends_on([orphan_child.id.clone()]);
-    let missing_parent = Task::new("step", &6).expect("task").depends_on(["2Xq0000000000000000000000nope"]);
-    let ids: Vec<String> = [&c, &b, &a, &orphan_grandchild, &orphan_child, &bad, &missing_parent].iter().map(|t| t.id.clone()).collect();
-    for task in [c.clone(), b.clone(), a.clone(), orphan_grandchild, orphan_child, bad, missing_parent] {
+    let orphan_child = Task::new("step", &4)
+        .expect("task")
+        .depends_on([bad.id.clone()]);
+    let orphan_grandchild = Task::new("step", &5)
+        .expect("task")
+        .depends_on([orphan_child.id.clone()]);
+    let missing_parent = Task::new("step", &6)
+        .expect("task")
+        .depends_on(["2Xq0000000000000000000000nope"]);
+    let ids: Vec<String> = [
+        &c,
+        &b,
+        &a,
+        &orphan_grandchild,
+        &orphan_child,
+        &bad,
+        &missing_parent,
+    ]
+    .iter()
+    .map(|t| t.id.clone())
+    .collect();
+    for task in [
+        c.clone(),
+        b.clone(),
+        a.clone(),
+        orphan_grandchild,
+        orphan_child,
+        bad,
+        missing_parent,
+    ] {
         enqueue(&client, task).await;
     }
-    assert_eq!(client.load_task(&c.id).await.expect("load").state, TaskState::Blocked);
+    assert_eq!(
+        client.load_task(&c.id).await.expect("load").state,
+        TaskState::Blocked
+    );
     let worker = spawn_worker(&client, mux);
 
     let done = wait_final(&client, &ids, Duration::from_secs(60)).await;
     let by_id: HashMap<&str, &Task> = done.iter().map(|t| (t.id.as_str(), t)).collect();
     for id in [&a.id, &b.id, &c.id] {
-        assert_eq!(by_id[id.as_str()].state, TaskState::Complete, "chain task {id}");
+        assert_eq!(
+            by_id[id.as_str()].state,
+            TaskState::Complete,
+            "chain task {id}"
+        );
     }
-    let c_result = &by_id[c.id.as_str()].result.as_ref().expect("result").payload;
+    let c_result = &by_id[c.id.as_str()]
+        .result
+        .as_ref()
+        .expect("result")
+        .payload;
     assert_eq!(c_result["parents"][&b.id]["n"], 2);
     assert_eq!(c_result["parents"][&b.id]["parents"][&a.id]["n"], 1);
     for t in &done[3..5] {
         assert_eq!(t.state, TaskState::Unreachable, "{}", t.last_err);
         assert_eq!(t.tries, 0);
-        assert!(t.last_err.starts_with("task dependencies failed: "), "{}", t.last_err);
+        assert!(
+            t.last_err.starts_with("task dependencies failed: "),
+            "{}",
+            t.last_err
+        );
     }
     assert_eq!(done[5].state, TaskState::Terminated);
     assert_eq!(done[6].state, TaskState::Unreachable);
-    assert!(done[6].last_err.contains("task not found: 2Xq0000000000000000000000nope"), "{}", done[6].last_err);
+    assert!(
+        done[6]
+            .last_err
+            .contains("task not found: 2Xq0000000000000000000000nope"),
+        "{}",
+        done[6].last_err
+    );
     stop(worker).await;
 }
 
@@ -308,59 +426,107 @@ async fn signatures_are_required_verified_and_tampering_is_terminated() {
     let unsigned_producer = connect(&server, ClientOptions::new()).await;
     let worker_client = connect(&server, fast_retries().verification_key(signer.verifier())).await;
     let mut mux = Mux::new();
-    mux.handle("secure", |_ctx, _task| async { Ok(json!("ran")) }).expect("register");
+    mux.handle("secure", |_ctx, _task| async { Ok(json!("ran")) })
+        .expect("register");
 
     let good = enqueue(&signed_producer, Task::new("secure", &"ok").expect("task")).await;
-    let unsigned = enqueue(&unsigned_producer, Task::new("secure", &"no signature").expect("task")).await;
-    let tampered = signed_producer.enqueue(Task::new("secure", &"original").expect("task")).await.expect("enqueue");
+    let unsigned = enqueue(
+        &unsigned_producer,
+        Task::new("secure", &"no signature").expect("task"),
+    )
+    .await;
+    let tampered = signed_producer
+        .enqueue(Task::new("secure", &"original").expect("task"))
+        .await
+        .expect("enqueue");
     assert_eq!(tampered.signature.len(), 128);
     // Rewrite the stored document with another payload, keeping the signature.
     let mut forged = tampered.clone();
     forged.payload = Some(bytes::Bytes::from_static(b"\"forged\""));
     let js = async_nats::jetstream::new(signed_producer.nats().clone());
-    js.publish(format!("CHORIA_AJ.T.{}", forged.id), forged.to_json().expect("json").into())
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
+    js.publish(
+        format!("CHORIA_AJ.T.{}", forged.id),
+        forged.to_json().expect("json").into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
 
     let worker = spawn_worker(&worker_client, mux);
-    let done = wait_final(&unsigned_producer, &[good, unsigned, tampered.id.clone()], FINAL).await;
+    let done = wait_final(
+        &unsigned_producer,
+        &[good, unsigned, tampered.id.clone()],
+        FINAL,
+    )
+    .await;
     assert_eq!(done[0].state, TaskState::Complete);
-    assert_eq!((done[1].state, done[1].last_err.as_str()), (TaskState::Terminated, "task is not signed"));
-    assert_eq!((done[2].state, done[2].last_err.as_str()), (TaskState::Terminated, "invalid task signature"));
     assert_eq!(
-        worker_client.load_task(&tampered.id).await.err().map(|e| e.kind()),
+        (done[1].state, done[1].last_err.as_str()),
+        (TaskState::Terminated, "task is not signed")
+    );
+    assert_eq!(
+        (done[2].state, done[2].last_err.as_str()),
+        (TaskState::Terminated, "invalid task signature")
+    );
+    assert_eq!(
+        worker_client
+            .load_task(&tampered.id)
+            .await
+            .err()
+            .map(|e| e.kind()),
         Some(ErrorKind::SignatureInvalid)
     );
     stop(worker).await;
 
     // Optional mode accepts unsigned tasks but still checks signed ones.
-    let lenient = connect(&server, fast_retries().verification_key(signer.verifier()).signatures_optional()).await;
-    let unsigned = enqueue(&unsigned_producer, Task::new("secure", &"fine").expect("task")).await;
+    let lenient = connect(
+        &server,
+        fast_retries()
+            .verification_key(signer.verifier())
+            .signatures_optional(),
+    )
+    .await;
+    let unsigned = enqueue(
+        &unsigned_producer,
+        Task::new("secure", &"fine").expect("task"),
+    )
+    .await;
     let mut mux = Mux::new();
-    mux.handle("secure", |_ctx, _task| async { Ok(json!("ran")) }).expect("register");
+    mux.handle("secure", |_ctx, _task| async { Ok(json!("ran")) })
+        .expect("register");
     let worker = spawn_worker(&lenient, mux);
-    assert_eq!(wait_final(&lenient, &[unsigned], FINAL).await[0].state, TaskState::Complete);
+    assert_eq!(
+        wait_final(&lenient, &[unsigned], FINAL).await[0].state,
+        TaskState::Complete
+    );
     stop(worker).await;
 }
 
 #[tokio::test]
 async fn discarded_states_are_deleted_after_their_event() {
     let server = NatsServer::start();
-    let client = connect(&server, fast_retries().discard_states([TaskState::Complete])).await;
+    let client = connect(
+        &server,
+        fast_retries().discard_states([TaskState::Complete]),
+    )
+    .await;
     let mut events = client.events().await.expect("events");
     let mut mux = Mux::new();
     mux.handle("ok", |_ctx, _task| async { Ok(json!(1)) })
         .expect("register")
-        .handle("no", |_ctx, _task| async { Err(HandlerError::terminate("kept")) })
+        .handle("no", |_ctx, _task| async {
+            Err(HandlerError::terminate("kept"))
+        })
         .expect("register");
     let kept = enqueue(&client, Task::new("no", &1).expect("task")).await;
     let gone = enqueue(&client, Task::new("ok", &1).expect("task")).await;
     let worker = spawn_worker(&client, mux);
 
     loop {
-        let event = tokio::time::timeout(FINAL, events.next()).await.expect("event");
+        let event = tokio::time::timeout(FINAL, events.next())
+            .await
+            .expect("event");
         if let Some(Ok(Event::TaskState(e))) = event
             && e.task_id == gone
             && e.state == TaskState::Complete
@@ -372,9 +538,17 @@ async fn discarded_states_are_deleted_after_their_event() {
         (client.load_task(&gone).await.err()?.kind() == ErrorKind::TaskNotFound).then_some(())
     })
     .await;
-    assert_eq!(wait_final(&client, &[kept], FINAL).await[0].state, TaskState::Terminated);
+    assert_eq!(
+        wait_final(&client, &[kept], FINAL).await[0].state,
+        TaskState::Terminated
+    );
     assert!(
-        ClientOptions::new().discard_states([TaskState::Retry]).connect(&server.url).await.err().map(|e| e.kind())
+        ClientOptions::new()
+            .discard_states([TaskState::Retry])
+            .connect(&server.url)
+            .await
+            .err()
+            .map(|e| e.kind())
             == Some(ErrorKind::UnknownDiscardPolicy)
     );
     stop(worker).await;
@@ -389,20 +563,39 @@ async fn retry_by_id_runs_a_finished_task_again() {
     let should_fail = fail.clone();
     mux.handle("again", move |_ctx, _task| {
         let should_fail = should_fail.load(Ordering::SeqCst);
-        async move { if should_fail { Err(HandlerError::terminate("not yet")) } else { Ok(json!("second time")) } }
+        async move {
+            if should_fail {
+                Err(HandlerError::terminate("not yet"))
+            } else {
+                Ok(json!("second time"))
+            }
+        }
     })
     .expect("register");
-    let id = enqueue(&client, Task::new("again", &1).expect("task").with_max_tries(1)).await;
+    let id = enqueue(
+        &client,
+        Task::new("again", &1).expect("task").with_max_tries(1),
+    )
+    .await;
     let worker = spawn_worker(&client, mux);
-    assert_eq!(wait_final(&client, std::slice::from_ref(&id), FINAL).await[0].state, TaskState::Terminated);
+    assert_eq!(
+        wait_final(&client, std::slice::from_ref(&id), FINAL).await[0].state,
+        TaskState::Terminated
+    );
 
     fail.store(false, Ordering::SeqCst);
     let retried = client.retry_task(&id).await.expect("retry");
     assert_eq!((retried.state, retried.tries), (TaskState::Retry, 0));
     let task = &wait_final(&client, &[id], FINAL).await[0];
     assert_eq!(task.state, TaskState::Complete, "{}", task.last_err);
-    assert_eq!(task.tries, 1, "tries were reset, so max_tries 1 allows the new run");
-    assert_eq!(client.retry_task("missing").await.err().map(|e| e.kind()), Some(ErrorKind::TaskNotFound));
+    assert_eq!(
+        task.tries, 1,
+        "tries were reset, so max_tries 1 allows the new run"
+    );
+    assert_eq!(
+        client.retry_task("missing").await.err().map(|e| e.kind()),
+        Some(ErrorKind::TaskNotFound)
+    );
     stop(worker).await;
 }
 
@@ -412,22 +605,36 @@ async fn corrupt_items_are_terminated_and_the_worker_keeps_going() {
     let server = NatsServer::start();
     let client = connect(&server, fast_retries()).await;
     let mut mux = Mux::new();
-    mux.handle("fine", |_ctx, _task| async { Ok(json!("fine")) }).expect("register");
+    mux.handle("fine", |_ctx, _task| async { Ok(json!("fine")) })
+        .expect("register");
     let worker = spawn_worker(&client, mux);
     let js = async_nats::jetstream::new(client.nats().clone());
     for (subject, body) in [
         ("CHORIA_AJ.Q.TEST.notjson", &b"not json"[..]),
         ("CHORIA_AJ.Q.TEST.empty", &b""[..]),
-        ("CHORIA_AJ.Q.TEST.unknown", &br#"{"kind":0,"job":"2Xq0000000000000000000unknown"}"#[..]),
+        (
+            "CHORIA_AJ.Q.TEST.unknown",
+            &br#"{"kind":0,"job":"2Xq0000000000000000000unknown"}"#[..],
+        ),
         ("CHORIA_AJ.Q.TEST.nojob", &br#"{"kind":0}"#[..]),
     ] {
-        js.publish(subject, bytes::Bytes::copy_from_slice(body)).await.expect("publish").await.expect("stored");
+        js.publish(subject, bytes::Bytes::copy_from_slice(body))
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
     }
     let admin = client.admin();
-    wait_for("corrupt items to be terminated", FINAL, || async { (admin.queue_info("TEST").await.ok()?.items == 0).then_some(()) }).await;
+    wait_for("corrupt items to be terminated", FINAL, || async {
+        (admin.queue_info("TEST").await.ok()?.items == 0).then_some(())
+    })
+    .await;
 
     let id = enqueue(&client, Task::new("fine", &1).expect("task")).await;
-    assert_eq!(wait_final(&client, &[id], FINAL).await[0].state, TaskState::Complete);
+    assert_eq!(
+        wait_final(&client, &[id], FINAL).await[0].state,
+        TaskState::Complete
+    );
     stop(worker).await;
 }
 
@@ -438,13 +645,28 @@ async fn enqueue_errors_are_typed_and_recorded() {
     let task = Task::new("dup", &1).expect("task");
     enqueue(&client, task.clone()).await;
     // A second task with the same id fails the optimistic save.
-    assert_eq!(client.enqueue(task).await.err().map(|e| e.kind()), Some(ErrorKind::TaskUpdateFailed));
+    assert_eq!(
+        client.enqueue(task).await.err().map(|e| e.kind()),
+        Some(ErrorKind::TaskUpdateFailed)
+    );
     let mut done = Task::new("x", &1).expect("task");
     done.state = TaskState::Complete;
-    assert_eq!(client.enqueue(done).await.err().map(|e| e.kind()), Some(ErrorKind::TaskCannotEnqueue));
-    assert_eq!(client.load_task("nope").await.err().map(|e| e.kind()), Some(ErrorKind::TaskNotFound));
-    let bound = ClientOptions::new().queue(Queue::bind("MISSING")).connect(&server.url).await;
-    assert_eq!(bound.err().map(|e| e.kind()), Some(ErrorKind::QueueNotFound));
+    assert_eq!(
+        client.enqueue(done).await.err().map(|e| e.kind()),
+        Some(ErrorKind::TaskCannotEnqueue)
+    );
+    assert_eq!(
+        client.load_task("nope").await.err().map(|e| e.kind()),
+        Some(ErrorKind::TaskNotFound)
+    );
+    let bound = ClientOptions::new()
+        .queue(Queue::bind("MISSING"))
+        .connect(&server.url)
+        .await;
+    assert_eq!(
+        bound.err().map(|e| e.kind()),
+        Some(ErrorKind::QueueNotFound)
+    );
 }
 
 #[tokio::test]
@@ -458,22 +680,40 @@ async fn server_settings_are_authoritative_and_admin_lists_storage() {
         .await
         .expect("connect");
     assert_eq!(second.queue(), first.queue());
-    assert_eq!((second.queue().max_concurrent, second.queue().max_tries), (100, -1));
+    assert_eq!(
+        (second.queue().max_concurrent, second.queue().max_tries),
+        (100, -1)
+    );
     let default = jetjobs::connect(&server.url).await.expect("connect");
     assert_eq!(default.queue().name, "DEFAULT");
-    assert_eq!((default.queue().max_tries, default.queue().max_run_time), (100, Duration::from_secs(60)));
+    assert_eq!(
+        (default.queue().max_tries, default.queue().max_run_time),
+        (100, Duration::from_secs(60))
+    );
 
     let admin = first.admin();
-    assert_eq!(admin.queue_names().await.expect("names"), ["DEFAULT", "TEST"]);
+    assert_eq!(
+        admin.queue_names().await.expect("names"),
+        ["DEFAULT", "TEST"]
+    );
     let id = enqueue(&first, Task::new("x", &1).expect("task")).await;
     assert_eq!(admin.queue_info("TEST").await.expect("info").items, 1);
     let tasks = admin.tasks(10).await.expect("tasks");
-    assert_eq!(tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    assert_eq!(
+        tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
     assert_eq!(admin.tasks_info().await.expect("info").tasks, 1);
     admin.purge_queue("TEST").await.expect("purge");
     assert_eq!(admin.queue_info("TEST").await.expect("info").items, 0);
     admin.delete_task(&id).await.expect("delete");
-    assert_eq!(first.load_task(&id).await.err().map(|e| e.kind()), Some(ErrorKind::TaskNotFound));
+    assert_eq!(
+        first.load_task(&id).await.err().map(|e| e.kind()),
+        Some(ErrorKind::TaskNotFound)
+    );
     admin.delete_queue("TEST").await.expect("delete queue");
-    assert_eq!(admin.queue_info("TEST").await.err().map(|e| e.kind()), Some(ErrorKind::QueueNotFound));
+    assert_eq!(
+        admin.queue_info("TEST").await.err().map(|e| e.kind()),
+        Some(ErrorKind::QueueNotFound)
+    );
 }

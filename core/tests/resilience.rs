@@ -19,9 +19,14 @@ use serde_json::json;
 #[test]
 #[ignore = "worker process started by the other tests in this file"]
 fn child_worker() {
-    let Ok(url) = std::env::var("JETJOBS_CHILD_URL") else { return };
+    let Ok(url) = std::env::var("JETJOBS_CHILD_URL") else {
+        return;
+    };
     let queue = std::env::var("JETJOBS_CHILD_QUEUE").expect("queue");
-    let concurrency: usize = std::env::var("JETJOBS_CHILD_CONCURRENCY").expect("concurrency").parse().expect("number");
+    let concurrency: usize = std::env::var("JETJOBS_CHILD_CONCURRENCY")
+        .expect("concurrency")
+        .parse()
+        .expect("number");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async move {
         let client = ClientOptions::new()
@@ -55,7 +60,10 @@ fn child_worker() {
             }
         })
         .expect("register");
-        client.run(mux, CancellationToken::new()).await.expect("child runs");
+        client
+            .run(mux, CancellationToken::new())
+            .await
+            .expect("child runs");
     });
 }
 
@@ -65,7 +73,13 @@ struct WorkerProcess(Child);
 impl WorkerProcess {
     fn start(url: &str, queue: &str, concurrency: usize) -> Self {
         let child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["child_worker", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "child_worker",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("JETJOBS_CHILD_URL", url)
             .env("JETJOBS_CHILD_QUEUE", queue)
             .env("JETJOBS_CHILD_CONCURRENCY", concurrency.to_string())
@@ -88,7 +102,11 @@ impl Drop for WorkerProcess {
 }
 
 async fn producer(server: &NatsServer, queue: Queue) -> Client {
-    ClientOptions::new().queue(queue).connect(&server.url).await.expect("producer connects")
+    ClientOptions::new()
+        .queue(queue)
+        .connect(&server.url)
+        .await
+        .expect("producer connects")
 }
 
 #[tokio::test]
@@ -98,10 +116,19 @@ async fn queue_concurrency_holds_across_two_worker_processes() {
     let mut observed = client.nats().subscribe("track.*").await.expect("subscribe");
     client.nats().flush().await.expect("flush");
     // Each process may run 2 at once, so reaching 3 needs both; the queue caps the sum at 3.
-    let _workers = [WorkerProcess::start(&server.url, "LIMITED", 2), WorkerProcess::start(&server.url, "LIMITED", 2)];
+    let _workers = [
+        WorkerProcess::start(&server.url, "LIMITED", 2),
+        WorkerProcess::start(&server.url, "LIMITED", 2),
+    ];
     let mut ids = Vec::new();
     for i in 0..40 {
-        ids.push(client.enqueue(Task::new("track", &i).expect("task")).await.expect("enqueue").id);
+        ids.push(
+            client
+                .enqueue(Task::new("track", &i).expect("task"))
+                .await
+                .expect("enqueue")
+                .id,
+        );
     }
 
     let (mut running, mut peak, mut ended) = (0i32, 0i32, 0);
@@ -112,20 +139,29 @@ async fn queue_concurrency_holds_across_two_worker_processes() {
             .await
             .expect("handlers keep running")
             .expect("subscription open");
-        let pid: i32 = std::str::from_utf8(&message.payload).expect("utf-8").parse().expect("pid");
+        let pid: i32 = std::str::from_utf8(&message.payload)
+            .expect("utf-8")
+            .parse()
+            .expect("pid");
         let here = per_process.entry(pid).or_default();
         if message.subject.as_str() == "track.start" {
             running += 1;
             *here += 1;
             pids.insert(pid);
             peak = peak.max(running);
-            assert!(*here <= 2, "a process ran more handlers than its concurrency");
+            assert!(
+                *here <= 2,
+                "a process ran more handlers than its concurrency"
+            );
         } else {
             running -= 1;
             *here -= 1;
             ended += 1;
         }
-        assert!(running <= 3, "{running} handlers ran at once on a queue limited to 3");
+        assert!(
+            running <= 3,
+            "{running} handlers ran at once on a queue limited to 3"
+        );
     }
     assert_eq!(peak, 3, "both processes worked at the same time");
     assert_eq!(pids.len(), 2);
@@ -136,13 +172,31 @@ async fn queue_concurrency_holds_across_two_worker_processes() {
 #[tokio::test]
 async fn task_of_a_killed_worker_is_redelivered_and_completed() {
     let server = NatsServer::start();
-    let client = producer(&server, Queue::new("CRASH").max_run_time(Duration::from_secs(2))).await;
-    let mut started = client.nats().subscribe("hang.started").await.expect("subscribe");
+    let client = producer(
+        &server,
+        Queue::new("CRASH").max_run_time(Duration::from_secs(2)),
+    )
+    .await;
+    let mut started = client
+        .nats()
+        .subscribe("hang.started")
+        .await
+        .expect("subscribe");
     client.nats().flush().await.expect("flush");
     let mut doomed = WorkerProcess::start(&server.url, "CRASH", 4);
-    let id = client.enqueue(Task::new("hang", &"work").expect("task")).await.expect("enqueue").id;
-    tokio::time::timeout(Duration::from_secs(30), started.next()).await.expect("handler started").expect("message");
-    assert_eq!(client.load_task(&id).await.expect("load").state, TaskState::Active);
+    let id = client
+        .enqueue(Task::new("hang", &"work").expect("task"))
+        .await
+        .expect("enqueue")
+        .id;
+    tokio::time::timeout(Duration::from_secs(30), started.next())
+        .await
+        .expect("handler started")
+        .expect("message");
+    assert_eq!(
+        client.load_task(&id).await.expect("load").state,
+        TaskState::Active
+    );
     doomed.kill();
 
     let runs = Arc::new(Mutex::new(0));
@@ -161,7 +215,10 @@ async fn task_of_a_killed_worker_is_redelivered_and_completed() {
 
     let task = &wait_final(&client, &[id], Duration::from_secs(30)).await[0];
     assert_eq!(task.state, TaskState::Complete);
-    assert_eq!(task.result.as_ref().map(|r| &r.payload), Some(&json!("recovered")));
+    assert_eq!(
+        task.result.as_ref().map(|r| &r.payload),
+        Some(&json!("recovered"))
+    );
     assert_eq!(*runs.lock().expect("lock"), 1);
     shutdown.cancel();
     worker.await.expect("join").expect("worker stops");
@@ -172,14 +229,27 @@ async fn every_task_completes_once_across_a_server_restart() {
     let mut server = NatsServer::start();
     let client = ClientOptions::new()
         .queue(Queue::new("RESTART").max_run_time(Duration::from_secs(3)))
-        .retry_policy(jetjobs::RetryPolicy::exponential(Duration::from_millis(100), Duration::from_secs(1), 0.0).expect("policy"))
+        .retry_policy(
+            jetjobs::RetryPolicy::exponential(
+                Duration::from_millis(100),
+                Duration::from_secs(1),
+                0.0,
+            )
+            .expect("policy"),
+        )
         .concurrency(8)
         .connect(&server.url)
         .await
         .expect("connect");
     let mut ids = Vec::new();
     for i in 0..200i64 {
-        ids.push(client.enqueue(Task::new("double", &i).expect("task")).await.expect("enqueue").id);
+        ids.push(
+            client
+                .enqueue(Task::new("double", &i).expect("task"))
+                .await
+                .expect("enqueue")
+                .id,
+        );
     }
     let handled = Arc::new(Mutex::new(HashSet::new()));
     let mut mux = Mux::new();
@@ -189,7 +259,9 @@ async fn every_task_completes_once_across_a_server_restart() {
         async move {
             let n: i64 = task.payload_json()?;
             tokio::time::sleep(Duration::from_millis(20)).await;
-            seen.lock().map_err(|e| jetjobs::HandlerError::retry(e.to_string()))?.insert(task.id);
+            seen.lock()
+                .map_err(|e| jetjobs::HandlerError::retry(e.to_string()))?
+                .insert(task.id);
             Ok(json!(n * 2))
         }
     })
@@ -200,21 +272,42 @@ async fn every_task_completes_once_across_a_server_restart() {
         async move { client.run(mux, shutdown).await }
     });
 
-    wait_for("some tasks to be handled", Duration::from_secs(30), || async {
-        (handled.lock().ok()?.len() >= 40).then_some(())
-    })
+    wait_for(
+        "some tasks to be handled",
+        Duration::from_secs(30),
+        || async { (handled.lock().ok()?.len() >= 40).then_some(()) },
+    )
     .await;
     tokio::task::block_in_place(|| server.stop());
     let handled_before_restart = handled.lock().expect("lock").len();
-    assert!(handled_before_restart < ids.len(), "the restart happened mid-run");
+    assert!(
+        handled_before_restart < ids.len(),
+        "the restart happened mid-run"
+    );
     tokio::task::block_in_place(|| server.restart());
 
     let done = wait_final(&client, &ids, Duration::from_secs(120)).await;
     for (i, task) in done.iter().enumerate() {
-        assert_eq!(task.state, TaskState::Complete, "task {i}: {}", task.last_err);
-        assert_eq!(task.result.as_ref().map(|r| r.payload.clone()), Some(json!(i as i64 * 2)));
+        assert_eq!(
+            task.state,
+            TaskState::Complete,
+            "task {i}: {}",
+            task.last_err
+        );
+        assert_eq!(
+            task.result.as_ref().map(|r| r.payload.clone()),
+            Some(json!(i as i64 * 2))
+        );
     }
-    assert_eq!(client.admin().queue_info("RESTART").await.expect("info").items, 0);
+    assert_eq!(
+        client
+            .admin()
+            .queue_info("RESTART")
+            .await
+            .expect("info")
+            .items,
+        0
+    );
     shutdown.cancel();
     worker.await.expect("join").expect("worker stops");
 }

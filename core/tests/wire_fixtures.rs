@@ -8,7 +8,9 @@ use jetjobs::{Event, RetryPolicy, ScheduledTask, Task, TaskSigner, TaskState, Ta
 use serde::Deserialize;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -18,10 +20,19 @@ fn text(bytes: &[u8]) -> &str {
 
 #[test]
 fn task_documents_round_trip_byte_for_byte() {
-    for name in ["task_new.json", "task_blocked.json", "task_complete.json", "task_retry_offset.json"] {
+    for name in [
+        "task_new.json",
+        "task_blocked.json",
+        "task_complete.json",
+        "task_retry_offset.json",
+    ] {
         let golden = fixture(name);
         let task = Task::from_json(&golden).expect(name);
-        assert_eq!(text(&task.to_json().expect("encode")), text(&golden), "{name}");
+        assert_eq!(
+            text(&task.to_json().expect("encode")),
+            text(&golden),
+            "{name}"
+        );
     }
 }
 
@@ -30,15 +41,30 @@ fn task_fields_decode_as_go_wrote_them() {
     let task = Task::from_json(&fixture("task_complete.json")).expect("decode");
     assert_eq!(task.state, TaskState::Complete);
     assert_eq!(task.created.unix_nanos(), 1_644_427_721_943_198_067);
-    assert_eq!(task.payload_json::<serde_json::Value>().expect("json")["to"], "a@example.net");
+    assert_eq!(
+        task.payload_json::<serde_json::Value>().expect("json")["to"],
+        "a@example.net"
+    );
     let result = task.result.expect("result");
     assert_eq!(result.payload["message"], "sent <b>ok</b> & done");
-    assert_eq!(task.dependency_results["p1"].as_ref().map(|r| &r.payload), Some(&serde_json::json!("parent done")));
+    assert_eq!(
+        task.dependency_results["p1"].as_ref().map(|r| &r.payload),
+        Some(&serde_json::json!("parent done"))
+    );
     let offset = Task::from_json(&fixture("task_retry_offset.json")).expect("decode");
-    assert_eq!(offset.deadline.map(|d| d.to_string()).as_deref(), Some("2030-01-02T04:04:05.12+01:00"));
-    assert_eq!(offset.payload_json::<String>().expect("string payload"), "hello");
+    assert_eq!(
+        offset.deadline.map(|d| d.to_string()).as_deref(),
+        Some("2030-01-02T04:04:05.12+01:00")
+    );
+    assert_eq!(
+        offset.payload_json::<String>().expect("string payload"),
+        "hello"
+    );
     let blocked = Task::from_json(&fixture("task_blocked.json")).expect("decode");
-    assert_eq!((blocked.state, blocked.payload.is_none()), (TaskState::Blocked, true));
+    assert_eq!(
+        (blocked.state, blocked.payload.is_none()),
+        (TaskState::Blocked, true)
+    );
 }
 
 #[test]
@@ -51,7 +77,11 @@ fn events_round_trip_byte_for_byte() {
     ] {
         let golden = fixture(name);
         let event = Event::from_json(&golden).expect(name);
-        assert_eq!(text(&event.to_json().expect("encode")), text(&golden), "{name}");
+        assert_eq!(
+            text(&event.to_json().expect("encode")),
+            text(&golden),
+            "{name}"
+        );
     }
 }
 
@@ -61,7 +91,10 @@ fn scheduled_task_and_process_item_round_trip() {
     let schedule = ScheduledTask::from_json(&golden).expect("decode");
     assert_eq!(schedule.deadline, std::time::Duration::from_secs(3600));
     assert_eq!(text(&schedule.to_json().expect("encode")), text(&golden));
-    assert_eq!(text(&fixture("process_item.json")), r#"{"kind":0,"job":"24smZHaWnjuP371iglxeQWK7nOi"}"#);
+    assert_eq!(
+        text(&fixture("process_item.json")),
+        r#"{"kind":0,"job":"24smZHaWnjuP371iglxeQWK7nOi"}"#
+    );
 }
 
 #[derive(Deserialize)]
@@ -75,13 +108,16 @@ struct SignatureVector {
 
 #[test]
 fn signatures_match_go_ed25519_byte_for_byte() {
-    let vector: SignatureVector = serde_json::from_slice(&fixture("signature.json")).expect("vector");
+    let vector: SignatureVector =
+        serde_json::from_slice(&fixture("signature.json")).expect("vector");
     let signer = TaskSigner::from_hex(&vector.seed_hex).expect("seed");
     assert_eq!(signer.verifier().to_hex(), vector.public_key_hex);
     let stored = Task::from_json(vector.task_json.as_bytes()).expect("task");
     assert_eq!(stored.signature_message().expect("message"), vector.message);
     let verifier = TaskVerifier::from_hex(&vector.public_key_hex).expect("public key");
-    verifier.verify(&stored, false).expect("Go's signature verifies");
+    verifier
+        .verify(&stored, false)
+        .expect("Go's signature verifies");
 
     let mut unsigned = stored.clone();
     unsigned.signature.clear();
@@ -104,14 +140,22 @@ struct NamedPolicy {
 
 #[test]
 fn named_retry_policies_match_asyncjobs_intervals() {
-    let golden: Policies = serde_json::from_slice(&fixture("retry_policies.json")).expect("policies");
+    let golden: Policies =
+        serde_json::from_slice(&fixture("retry_policies.json")).expect("policies");
     let names: Vec<&str> = golden.policies.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, jetjobs::RETRY_POLICY_NAMES);
     for policy in golden.policies {
-        let RetryPolicy::Intervals { intervals, jitter } = RetryPolicy::named(&policy.name).expect("named") else {
+        let RetryPolicy::Intervals { intervals, jitter } =
+            RetryPolicy::named(&policy.name).expect("named")
+        else {
             panic!("{} is an interval policy", policy.name);
         };
         let ours: Vec<u64> = intervals.iter().map(|d| d.as_nanos() as u64).collect();
-        assert_eq!((ours, jitter), (policy.intervals, policy.jitter), "{}", policy.name);
+        assert_eq!(
+            (ours, jitter),
+            (policy.intervals, policy.jitter),
+            "{}",
+            policy.name
+        );
     }
 }

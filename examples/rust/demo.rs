@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use jetjobs::{CancellationToken, ClientOptions, DevServer, HandlerError, Mux, Queue, RetryPolicy, Task};
+use jetjobs::{
+    CancellationToken, ClientOptions, DevServer, HandlerError, Mux, Queue, RetryPolicy, Task,
+};
 use serde_json::json;
 
 #[tokio::main]
@@ -23,7 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let client = ClientOptions::new()
         .queue(Queue::new("DEMO"))
-        .retry_policy(RetryPolicy::exponential(Duration::from_millis(200), Duration::from_secs(2), 0.1)?)
+        .retry_policy(RetryPolicy::exponential(
+            Duration::from_millis(200),
+            Duration::from_secs(2),
+            0.1,
+        )?)
         .connect(&url)
         .await?;
 
@@ -43,10 +49,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     })?;
-    mux.handle("reject", |_ctx, _task| async { Err(HandlerError::terminate("malformed order")) })?;
+    mux.handle("reject", |_ctx, _task| async {
+        Err(HandlerError::terminate("malformed order"))
+    })?;
 
     let mut ids = Vec::new();
-    for (task_type, payload) in [("greet", json!("world")), ("flaky", json!({})), ("reject", json!({"order": 7}))] {
+    for (task_type, payload) in [
+        ("greet", json!("world")),
+        ("flaky", json!({})),
+        ("reject", json!({"order": 7})),
+    ] {
         let task = client.enqueue(Task::new(task_type, &payload)?).await?;
         println!("enqueued {:<7} {}", task.task_type, task.id);
         ids.push(task.id);
@@ -74,13 +86,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     shutdown.cancel();
     worker.await??;
 
-    println!("\n{:<28} {:<7} {:<11} {:>5}  result / last error", "task", "type", "state", "tries");
+    println!(
+        "\n{:<28} {:<7} {:<11} {:>5}  result / last error",
+        "task", "type", "state", "tries"
+    );
     for t in &tasks {
         let outcome = match &t.result {
             Some(r) => r.payload.to_string(),
             None => t.last_err.clone(),
         };
-        println!("{:<28} {:<7} {:<11} {:>5}  {}", t.id, t.task_type, t.state.as_str(), t.tries, outcome);
+        println!(
+            "{:<28} {:<7} {:<11} {:>5}  {}",
+            t.id,
+            t.task_type,
+            t.state.as_str(),
+            t.tries,
+            outcome
+        );
     }
     Ok(())
 }

@@ -14,7 +14,10 @@ pub struct NatsServer {
 impl NatsServer {
     pub fn start() -> Self {
         let inner = jetjobs::DevServer::start().expect("nats-server starts (run `make setup`)");
-        Self { url: inner.url().to_string(), inner }
+        Self {
+            url: inner.url().to_string(),
+            inner,
+        }
     }
 
     pub fn stop(&mut self) {
@@ -37,13 +40,20 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 /// Waits until every task reaches a final state and returns them in `ids` order.
-pub async fn wait_final(client: &jetjobs::Client, ids: &[String], timeout: Duration) -> Vec<jetjobs::Task> {
+pub async fn wait_final(
+    client: &jetjobs::Client,
+    ids: &[String],
+    timeout: Duration,
+) -> Vec<jetjobs::Task> {
     wait_for("tasks to reach a final state", timeout, || async {
         let mut out = Vec::new();
         for id in ids {
