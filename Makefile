@@ -32,9 +32,24 @@ test-examples: setup ## Run the examples as written and check what they print
 	  [ "$$(grep -c ' complete ' <<<"$$out")" = 2 ] && grep -q ' terminated ' <<<"$$out" && \
 	  echo "examples: 1 passed, 0 failed"
 
-test: check test-rust test-examples ## Everything CI runs
+# --- Python SDK (bindings-python/) -------------------------------------------------------
+test-python: setup ## Python SDK: build into .venv, ruff, mypy, pytest
+	@echo "python: no tests yet"
+
+# --- Node SDK (bindings-node/) ------------------------------------------------------------
+test-node: setup ## Node SDK: npm install (builds the addon), tsc --strict, node --test
+	@echo "node: no tests yet"
+
+test: check test-rust test-examples test-python test-node ## Everything CI runs
 
 bench: setup ## Throughput and latency against the server baseline, in one run
-	cargo run --release -p jetjobs-bench
+	BENCH_JSON=$(CURDIR)/target/bench.json cargo run --release -p jetjobs-bench
+	$(MAKE) --no-print-directory bench-python bench-node
 
-.PHONY: help setup demo check test-rust test-examples test bench
+bench-python: ## Python handler figures as ratios of the Rust run above (reads target/bench.json)
+	@echo "python bench: not yet"
+
+bench-node: ## Node handler figures as ratios of the Rust run above (reads target/bench.json)
+	@echo "node bench: not yet"
+
+.PHONY: help setup demo check test-rust test-examples test-python test-node test bench bench-python bench-node
