@@ -12,8 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{NatsServer, wait_final, wait_for};
-use futures::StreamExt as _;
+use common::{NatsServer, observe_concurrency, wait_final, wait_for};
 use jetjobs::{
     CancellationToken, Client, ClientOptions, HandlerError, Mux, Queue, RetryPolicy, Task,
     TaskSigner, TaskState,
@@ -469,36 +468,20 @@ async fn mixed_fleet_shares_one_queue_and_its_concurrency_limit() {
         ids.push(rust.enqueue(task).await.expect("enqueue").id);
     }
 
-    let (mut running, mut peak, mut ended) = (0, 0, 0);
-    let mut seen = HashMap::<String, usize>::new();
-    while ended < ids.len() {
-        let message = tokio::time::timeout(FINAL, observed.next())
-            .await
-            .expect("handlers run")
-            .expect("open");
-        let who = String::from_utf8_lossy(&message.payload).to_string();
-        if message.subject.as_str() == "track.start" {
-            running += 1;
-            peak = peak.max(running);
-            *seen
-                .entry(who.split('-').next().unwrap_or_default().to_string())
-                .or_default() += 1;
-        } else {
-            running -= 1;
-            ended += 1;
-        }
-        assert!(
-            running <= 3,
-            "{running} handlers at once on a queue limited to 3"
-        );
-    }
+    let seen = observe_concurrency(&mut observed, ids.len(), 3).await;
     let done = wait_final(&rust, &ids, FINAL).await;
     worker.stop().await;
-    assert!(
-        seen.get("go").is_some_and(|n| *n > 0) && seen.get("rust").is_some_and(|n| *n > 0),
-        "{seen:?}"
+    let kinds: std::collections::BTreeSet<&str> = seen
+        .peak_by_worker
+        .keys()
+        .filter_map(|w| w.split('-').next())
+        .collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["go", "rust"],
+        "both workers handled tasks"
     );
-    assert_eq!(peak, 3, "both workers ran at once");
+    assert_eq!(seen.peak, 3, "both workers ran at once");
     for task in done {
         assert_eq!(
             (task.state, task.tries),

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{NatsServer, wait_final, wait_for};
+use common::{NatsServer, observe_concurrency, wait_final, wait_for};
 use futures::StreamExt as _;
 use jetjobs::{CancellationToken, Client, ClientOptions, Mux, Queue, Task, TaskState};
 use serde_json::json;
@@ -131,40 +131,14 @@ async fn queue_concurrency_holds_across_two_worker_processes() {
         );
     }
 
-    let (mut running, mut peak, mut ended) = (0i32, 0i32, 0);
-    let mut per_process: HashMap<i32, i32> = HashMap::new();
-    let mut pids = HashSet::new();
-    while ended < ids.len() {
-        let message = tokio::time::timeout(Duration::from_secs(60), observed.next())
-            .await
-            .expect("handlers keep running")
-            .expect("subscription open");
-        let pid: i32 = std::str::from_utf8(&message.payload)
-            .expect("utf-8")
-            .parse()
-            .expect("pid");
-        let here = per_process.entry(pid).or_default();
-        if message.subject.as_str() == "track.start" {
-            running += 1;
-            *here += 1;
-            pids.insert(pid);
-            peak = peak.max(running);
-            assert!(
-                *here <= 2,
-                "a process ran more handlers than its concurrency"
-            );
-        } else {
-            running -= 1;
-            *here -= 1;
-            ended += 1;
-        }
-        assert!(
-            running <= 3,
-            "{running} handlers ran at once on a queue limited to 3"
-        );
-    }
-    assert_eq!(peak, 3, "both processes worked at the same time");
-    assert_eq!(pids.len(), 2);
+    let seen = observe_concurrency(&mut observed, ids.len(), 3).await;
+    assert_eq!(seen.peak, 3, "both processes worked at the same time");
+    assert_eq!(seen.peak_by_worker.len(), 2);
+    assert!(
+        seen.peak_by_worker.values().all(|p| *p <= 2),
+        "{:?}",
+        seen.peak_by_worker
+    );
     let done = wait_final(&client, &ids, Duration::from_secs(30)).await;
     assert!(done.iter().all(|t| t.state == TaskState::Complete));
 }

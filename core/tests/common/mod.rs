@@ -74,3 +74,49 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// What handlers reported on `track.start` / `track.end` (body: the worker's name).
+#[derive(Debug, Default)]
+pub struct Concurrency {
+    /// Most handlers running at once, over all workers.
+    pub peak: i64,
+    /// Most handlers running at once in each worker.
+    pub peak_by_worker: std::collections::HashMap<String, i64>,
+}
+
+/// Follows start/end messages until `runs` handlers ended, failing as soon as more than `limit`
+/// run at once. Handlers publish "end" on the connection that later acks, so it arrives first.
+pub async fn observe_concurrency(
+    messages: &mut async_nats::Subscriber,
+    runs: usize,
+    limit: i64,
+) -> Concurrency {
+    use futures::StreamExt as _;
+    let mut seen = Concurrency::default();
+    let (mut running, mut ended) = (0i64, 0usize);
+    let mut running_by_worker = std::collections::HashMap::<String, i64>::new();
+    while ended < runs {
+        let message = tokio::time::timeout(Duration::from_secs(60), messages.next())
+            .await
+            .expect("handlers keep running")
+            .expect("subscription open");
+        let worker = String::from_utf8_lossy(&message.payload).to_string();
+        let here = running_by_worker.entry(worker.clone()).or_default();
+        if message.subject.as_str() == "track.start" {
+            running += 1;
+            *here += 1;
+            let peak = seen.peak_by_worker.entry(worker).or_default();
+            *peak = (*peak).max(*here);
+            seen.peak = seen.peak.max(running);
+        } else {
+            running -= 1;
+            *here -= 1;
+            ended += 1;
+        }
+        assert!(
+            running <= limit,
+            "{running} handlers ran at once with a limit of {limit}"
+        );
+    }
+    seen
+}
