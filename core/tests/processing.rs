@@ -717,3 +717,66 @@ async fn server_settings_are_authoritative_and_admin_lists_storage() {
         Some(ErrorKind::QueueNotFound)
     );
 }
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_work_and_releases_the_rest() {
+    let server = NatsServer::start();
+    // A long max run time: a released task must come back at once, not after this.
+    let options = || {
+        fast_retries()
+            .shutdown_grace(Duration::from_millis(500))
+            .queue(Queue::new("GRACE").max_run_time(Duration::from_secs(120)))
+    };
+    let client = options().connect(&server.url).await.expect("connect");
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut mux = Mux::new();
+    let (s1, s2) = (started.clone(), started.clone());
+    mux.handle("quick", move |_ctx, _task| {
+        s1.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(json!("finished during the grace period"))
+        }
+    })
+    .expect("register")
+    .handle("stuck", move |_ctx, _task| {
+        s2.fetch_add(1, Ordering::SeqCst);
+        async { std::future::pending().await }
+    })
+    .expect("register");
+    let quick = enqueue(&client, Task::new("quick", &1).expect("task")).await;
+    let stuck = enqueue(&client, Task::new("stuck", &1).expect("task")).await;
+    let worker = spawn_worker(&client, mux);
+    wait_for("both handlers to start", FINAL, || async {
+        (started.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    stop(worker).await;
+
+    assert_eq!(
+        client.load_task(&quick).await.expect("load").state,
+        TaskState::Complete
+    );
+    let released = client.load_task(&stuck).await.expect("load");
+    assert_eq!(
+        (released.state, released.tries),
+        (TaskState::Retry, 0),
+        "{}",
+        released.last_err
+    );
+    assert_eq!(
+        released.last_err,
+        "worker shut down before the handler finished"
+    );
+
+    let next = options().connect(&server.url).await.expect("connect");
+    let mut mux = Mux::new();
+    mux.handle("stuck", |_ctx, _task| async {
+        Ok(json!("picked up again"))
+    })
+    .expect("register");
+    let worker = spawn_worker(&next, mux);
+    let done = &wait_final(&next, &[stuck], Duration::from_secs(20)).await[0];
+    assert_eq!((done.state, done.tries), (TaskState::Complete, 1));
+    stop(worker).await;
+}
