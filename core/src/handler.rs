@@ -114,11 +114,17 @@ struct ContextInner {
 }
 
 impl TaskContext {
-    pub(crate) fn new(run_time: Duration, progress: Option<ProgressTarget>) -> Self {
+    /// A context whose time runs out `run_time` after `delivered`, less a margin: JetStream's
+    /// redelivery timer started at delivery, and the handler must be stopped before it fires.
+    pub(crate) fn new(
+        delivered: Instant,
+        run_time: Duration,
+        progress: Option<ProgressTarget>,
+    ) -> Self {
         Self {
             inner: Arc::new(ContextInner {
                 cancel: CancellationToken::new(),
-                deadline: Mutex::new(Instant::now() + run_time),
+                deadline: Mutex::new(delivered + usable(run_time)),
                 run_time,
                 progress,
             }),
@@ -127,7 +133,7 @@ impl TaskContext {
 
     /// A context outside any processor (tests, direct calls): `mark_in_progress` is unsupported.
     pub fn detached(run_time: Duration) -> Self {
-        Self::new(run_time, None)
+        Self::new(Instant::now(), run_time, None)
     }
 
     /// When this try's time runs out (start + the queue's max run time, pushed back by
@@ -185,9 +191,15 @@ impl TaskContext {
             .inner
             .deadline
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Instant::now() + self.inner.run_time;
+            .unwrap_or_else(|p| p.into_inner()) = Instant::now() + usable(self.inner.run_time);
         Ok(())
     }
+}
+
+/// The part of a max run time a handler may use: a tenth (at most a second) is kept back so the
+/// try ends before JetStream's ack wait of the same length redelivers the item.
+fn usable(run_time: Duration) -> Duration {
+    run_time - (run_time / 10).min(Duration::from_secs(1))
 }
 
 impl fmt::Debug for TaskContext {

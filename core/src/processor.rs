@@ -53,6 +53,8 @@ pub(crate) struct Processor {
 /// Fire-and-forget acknowledgement of one delivery, with asyncjobs' exact bodies.
 struct Delivery {
     nats: async_nats::Client,
+    /// When this worker got the item: JetStream's redelivery timer runs from about then.
+    received: tokio::time::Instant,
     ack_subject: Option<String>,
     delivered: i64,
 }
@@ -182,6 +184,7 @@ impl Processor {
     fn delivery(&self, message: &async_nats::jetstream::Message) -> Delivery {
         Delivery {
             nats: self.storage.nats.clone(),
+            received: tokio::time::Instant::now(),
             ack_subject: message.reply.as_ref().map(|s| s.to_string()),
             delivered: message.info().map(|i| i.delivered).unwrap_or(1),
         }
@@ -344,7 +347,7 @@ impl Processor {
                 nats: self.storage.nats.clone(),
                 ack_subject,
             });
-        let ctx = TaskContext::new(self.queue.max_run_time, progress);
+        let ctx = TaskContext::new(delivery.received, self.queue.max_run_time, progress);
         let handler = self.mux.handler_for(&task.task_type);
         let call =
             std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx.clone(), task.clone())));

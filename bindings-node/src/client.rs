@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: Apache-2.0
+//! `ClientOptions`, `Client` and `StorageAdmin`: the core's client, method for method.
+
+use std::sync::{Mutex, PoisonError};
+
+use napi::Env;
+use napi::bindgen_prelude::PromiseRaw;
+use napi_derive::napi;
+
+use crate::error::{check, duration_ms, promise};
+use crate::events::EventStream;
+use crate::queue::{QueueInfo, QueueOptions, QueueSettings, TasksInfo};
+use crate::retry::RetryPolicy;
+use crate::signing::{TaskSigner, TaskVerifier};
+use crate::task::{Task, TaskSpec};
+use crate::worker::{Router, ShutdownToken};
+
+/// `jetjobs::ClientOptions`, filled in one setter at a time, then `connect`ed.
+#[napi]
+#[derive(Default)]
+pub struct ClientOptions {
+    inner: jetjobs::ClientOptions,
+}
+
+impl ClientOptions {
+    fn update(&mut self, f: impl FnOnce(jetjobs::ClientOptions) -> jetjobs::ClientOptions) {
+        self.inner = f(std::mem::take(&mut self.inner));
+    }
+}
+
+#[napi]
+impl ClientOptions {
+    /// asyncjobs' defaults: the `DEFAULT` queue, file storage, 1 replica, concurrency 10, the
+    /// 10-minute retry policy.
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[napi]
+    pub fn connection_name(&mut self, name: String) {
+        self.update(|o| o.connection_name(name));
+    }
+
+    #[napi]
+    pub fn credentials_file(&mut self, path: String) {
+        self.update(|o| o.credentials_file(path));
+    }
+
+    #[napi]
+    pub fn user_and_password(&mut self, user: String, password: String) {
+        self.update(|o| o.user_and_password(user, password));
+    }
+
+    #[napi]
+    pub fn token(&mut self, token: String) {
+        self.update(|o| o.token(token));
+    }
+
+    #[napi]
+    pub fn tls_ca(&mut self, path: String) {
+        self.update(|o| o.tls_ca(path));
+    }
+
+    #[napi]
+    pub fn tls_client_cert(&mut self, cert: String, key: String) {
+        self.update(|o| o.tls_client_cert(cert, key));
+    }
+
+    #[napi]
+    pub fn queue(&mut self, env: &Env, queue: QueueOptions) -> napi::Result<()> {
+        let queue = check(env, queue.into_queue())?;
+        self.update(|o| o.queue(queue));
+        Ok(())
+    }
+
+    #[napi]
+    pub fn memory_storage(&mut self) {
+        self.update(|o| o.memory_storage());
+    }
+
+    #[napi]
+    pub fn replicas(&mut self, replicas: u32) {
+        self.update(|o| o.replicas(replicas as usize));
+    }
+
+    #[napi]
+    pub fn task_retention_ms(&mut self, env: &Env, ms: f64) -> napi::Result<()> {
+        let d = check(env, duration_ms("taskRetentionMs", ms))?;
+        self.update(|o| o.task_retention(d));
+        Ok(())
+    }
+
+    #[napi]
+    pub fn retry_policy(&mut self, policy: &RetryPolicy) {
+        let policy = policy.inner.clone();
+        self.update(|o| o.retry_policy(policy));
+    }
+
+    #[napi]
+    pub fn concurrency(&mut self, n: u32) {
+        self.update(|o| o.concurrency(n as usize));
+    }
+
+    #[napi]
+    pub fn signing_key(&mut self, signer: &TaskSigner) {
+        let signer = signer.inner.clone();
+        self.update(|o| o.signing_key(signer));
+    }
+
+    #[napi]
+    pub fn verification_key(&mut self, verifier: &TaskVerifier) {
+        let verifier = verifier.inner.clone();
+        self.update(|o| o.verification_key(verifier));
+    }
+
+    #[napi]
+    pub fn signatures_optional(&mut self) {
+        self.update(|o| o.signatures_optional());
+    }
+
+    /// States to delete instead of store: `complete`, `expired`, `terminated`.
+    #[napi]
+    pub fn discard_states(&mut self, env: &Env, states: Vec<String>) -> napi::Result<()> {
+        let states = states
+            .iter()
+            .map(|s| s.parse::<jetjobs::TaskState>())
+            .collect::<jetjobs::Result<Vec<_>>>();
+        let states = check(env, states)?;
+        self.update(|o| o.discard_states(states));
+        Ok(())
+    }
+
+    #[napi]
+    pub fn shutdown_grace_ms(&mut self, env: &Env, ms: f64) -> napi::Result<()> {
+        let d = check(env, duration_ms("shutdownGraceMs", ms))?;
+        self.update(|o| o.shutdown_grace(d));
+        Ok(())
+    }
+
+    /// Connects to a comma-separated list of server URLs and prepares storage.
+    #[napi(ts_return_type = "Promise<Client>")]
+    pub fn connect<'env>(
+        &self,
+        env: &'env Env,
+        servers: String,
+    ) -> napi::Result<PromiseRaw<'env, Client>> {
+        let options = self.inner.clone();
+        promise(env, options.connect(servers), Client::from)
+    }
+}
+
+/// A connected client; `close()` lets go of the connection.
+#[napi]
+pub struct Client {
+    inner: Mutex<Option<jetjobs::Client>>,
+}
+
+impl From<jetjobs::Client> for Client {
+    fn from(client: jetjobs::Client) -> Self {
+        Self {
+            inner: Mutex::new(Some(client)),
+        }
+    }
+}
+
+impl Client {
+    fn client(&self, env: &Env) -> napi::Result<jetjobs::Client> {
+        let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let client = guard
+            .clone()
+            .ok_or_else(|| jetjobs::Error::new(jetjobs::ErrorKind::Connection, "client is closed"));
+        check(env, client)
+    }
+}
+
+#[napi]
+impl Client {
+    /// The queue's settings as the server holds them.
+    #[napi(getter)]
+    pub fn queue(&self, env: &Env) -> napi::Result<QueueSettings> {
+        Ok(QueueSettings::from(self.client(env)?.queue()))
+    }
+
+    /// Stores the task and its work item; resolves to the stored task.
+    #[napi(ts_return_type = "Promise<Task>")]
+    pub fn enqueue<'env>(
+        &self,
+        env: &'env Env,
+        spec: TaskSpec,
+    ) -> napi::Result<PromiseRaw<'env, Task>> {
+        let client = self.client(env)?;
+        let task = check(env, spec.into_task())?;
+        promise(env, async move { client.enqueue(task).await }, Task::from)
+    }
+
+    /// Loads a task, verifying its signature when a verification key is configured.
+    #[napi(ts_return_type = "Promise<Task>")]
+    pub fn load_task<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, Task>> {
+        let client = self.client(env)?;
+        promise(env, async move { client.load_task(&id).await }, Task::from)
+    }
+
+    /// Enqueues a stored task again, in state `retry` with its tries reset.
+    #[napi(ts_return_type = "Promise<Task>")]
+    pub fn retry_task<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, Task>> {
+        let client = self.client(env)?;
+        promise(env, async move { client.retry_task(&id).await }, Task::from)
+    }
+
+    /// Processes tasks with `router`'s handlers until `shutdown` is cancelled, then shuts down
+    /// gracefully. The router's handlers are released when the returned promise settles.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn run<'env>(
+        &self,
+        env: &'env Env,
+        router: &mut Router,
+        shutdown: &ShutdownToken,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let client = self.client(env)?;
+        let mux = router.take_mux()?;
+        let token = shutdown.inner.clone();
+        promise(env, async move { client.run(mux, token).await }, |()| ())
+    }
+
+    /// Subscribes to lifecycle events; only events published after this resolves are seen.
+    #[napi(ts_return_type = "Promise<EventStream>")]
+    pub fn events<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, EventStream>> {
+        let client = self.client(env)?;
+        promise(env, async move { client.events().await }, EventStream::from)
+    }
+
+    /// Storage administration: queues and tasks.
+    #[napi]
+    pub fn admin(&self, env: &Env) -> napi::Result<StorageAdmin> {
+        Ok(StorageAdmin {
+            inner: self.client(env)?.admin(),
+        })
+    }
+
+    /// Lets go of this handle on the connection; running workers and streams keep their own
+    /// until they end. Later calls fail with `ERR_CONNECTION`.
+    #[napi]
+    pub fn close(&self) {
+        let taken = self
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(taken);
+    }
+}
+
+/// Lists, inspects and removes queues and tasks.
+#[napi]
+pub struct StorageAdmin {
+    inner: jetjobs::StorageAdmin,
+}
+
+#[napi]
+impl StorageAdmin {
+    #[napi(ts_return_type = "Promise<Array<string>>")]
+    pub fn queue_names<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
+        let admin = self.inner.clone();
+        promise(env, async move { admin.queue_names().await }, |v| v)
+    }
+
+    #[napi(ts_return_type = "Promise<QueueInfo>")]
+    pub fn queue_info<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+    ) -> napi::Result<PromiseRaw<'env, QueueInfo>> {
+        let admin = self.inner.clone();
+        promise(
+            env,
+            async move { admin.queue_info(&name).await },
+            QueueInfo::from,
+        )
+    }
+
+    /// Creates a queue (or loads it if it exists) and resolves to the server's settings.
+    #[napi(ts_return_type = "Promise<QueueSettings>")]
+    pub fn create_queue<'env>(
+        &self,
+        env: &'env Env,
+        queue: QueueOptions,
+    ) -> napi::Result<PromiseRaw<'env, QueueSettings>> {
+        let admin = self.inner.clone();
+        let queue = check(env, queue.into_queue())?;
+        promise(env, async move { admin.create_queue(&queue).await }, |q| {
+            QueueSettings::from(&q)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn purge_queue<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let admin = self.inner.clone();
+        promise(env, async move { admin.purge_queue(&name).await }, |()| ())
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn delete_queue<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let admin = self.inner.clone();
+        promise(env, async move { admin.delete_queue(&name).await }, |()| ())
+    }
+
+    /// Up to `limit` tasks.
+    #[napi(ts_return_type = "Promise<Array<Task>>")]
+    pub fn tasks<'env>(
+        &self,
+        env: &'env Env,
+        limit: u32,
+    ) -> napi::Result<PromiseRaw<'env, Vec<Task>>> {
+        let admin = self.inner.clone();
+        promise(
+            env,
+            async move { admin.tasks(limit as usize).await },
+            |tasks| tasks.into_iter().map(Task::from).collect(),
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<TasksInfo>")]
+    pub fn tasks_info<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, TasksInfo>> {
+        let admin = self.inner.clone();
+        promise(
+            env,
+            async move { admin.tasks_info().await },
+            TasksInfo::from,
+        )
+    }
+
+    /// Deletes a task document (its work item, if any, is terminated when delivered).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn delete_task<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let admin = self.inner.clone();
+        promise(env, async move { admin.delete_task(&id).await }, |()| ())
+    }
+}

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The one map from `jetjobs::ErrorKind` to a JS `code`, and the helpers that deliver it.
+//!
+//! A core error becomes a JS `Error` whose `code` is an [`ErrorCode`] (`ERR_TASK_NOT_FOUND` for
+//! `ErrorKind::TaskNotFound`) and whose `cause` carries the source's text. `lib/index.ts` turns the
+//! code into the matching `Error` subclass. Async methods cannot return `napi::Error<Code>`, so
+//! they go through [`promise`], which builds the error on the JS thread
+//! (`Env::spawn_future_with_callback`) where the `code` property can be set.
+
+use std::error::Error as _;
+use std::future::Future;
+
+use jetjobs::ErrorKind;
+use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
+use napi::{Env, JsValue as _, Status};
+use napi_derive::napi;
+
+/// The `code` of every error jetjobs raises; one per core `ErrorKind`.
+#[napi(string_enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    #[napi(value = "ERR_TASK_NOT_FOUND")]
+    TaskNotFound,
+    #[napi(value = "ERR_INVALID_TASK_TYPE")]
+    InvalidTaskType,
+    #[napi(value = "ERR_INVALID_TASK_ID")]
+    InvalidTaskId,
+    #[napi(value = "ERR_TASK_CANNOT_ENQUEUE")]
+    TaskCannotEnqueue,
+    #[napi(value = "ERR_TASK_UPDATE_FAILED")]
+    TaskUpdateFailed,
+    #[napi(value = "ERR_TASK_ALREADY_SIGNED")]
+    TaskAlreadySigned,
+    #[napi(value = "ERR_SIGNATURE_REQUIRES_QUEUE")]
+    SignatureRequiresQueue,
+    #[napi(value = "ERR_TASK_NOT_SIGNED")]
+    TaskNotSigned,
+    #[napi(value = "ERR_SIGNATURE_INVALID")]
+    SignatureInvalid,
+    #[napi(value = "ERR_INVALID_KEY")]
+    InvalidKey,
+    #[napi(value = "ERR_QUEUE_NOT_FOUND")]
+    QueueNotFound,
+    #[napi(value = "ERR_QUEUE_CONSUMER_NOT_FOUND")]
+    QueueConsumerNotFound,
+    #[napi(value = "ERR_INVALID_QUEUE_NAME")]
+    InvalidQueueName,
+    #[napi(value = "ERR_DUPLICATE_ITEM")]
+    DuplicateItem,
+    #[napi(value = "ERR_DUPLICATE_HANDLER")]
+    DuplicateHandler,
+    #[napi(value = "ERR_UNKNOWN_RETRY_POLICY")]
+    UnknownRetryPolicy,
+    #[napi(value = "ERR_INVALID_RETRY_POLICY")]
+    InvalidRetryPolicy,
+    #[napi(value = "ERR_UNKNOWN_DISCARD_POLICY")]
+    UnknownDiscardPolicy,
+    #[napi(value = "ERR_INVALID_PAYLOAD")]
+    InvalidPayload,
+    #[napi(value = "ERR_INVALID_DOCUMENT")]
+    InvalidDocument,
+    #[napi(value = "ERR_UNKNOWN_EVENT_TYPE")]
+    UnknownEventType,
+    #[napi(value = "ERR_INVALID_OPTION")]
+    InvalidOption,
+    #[napi(value = "ERR_IN_PROGRESS_NOT_SUPPORTED")]
+    InProgressNotSupported,
+    #[napi(value = "ERR_CONNECTION")]
+    Connection,
+    #[napi(value = "ERR_STORAGE")]
+    Storage,
+    #[napi(value = "ERR_IO")]
+    Io,
+}
+
+impl From<ErrorKind> for ErrorCode {
+    /// Every kind, no catch-all arm: a new core kind fails this build until it has a code here
+    /// (and, through the generated `ErrorCode` type, an error class in `lib/index.ts`).
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::TaskNotFound => ErrorCode::TaskNotFound,
+            ErrorKind::InvalidTaskType => ErrorCode::InvalidTaskType,
+            ErrorKind::InvalidTaskId => ErrorCode::InvalidTaskId,
+            ErrorKind::TaskCannotEnqueue => ErrorCode::TaskCannotEnqueue,
+            ErrorKind::TaskUpdateFailed => ErrorCode::TaskUpdateFailed,
+            ErrorKind::TaskAlreadySigned => ErrorCode::TaskAlreadySigned,
+            ErrorKind::SignatureRequiresQueue => ErrorCode::SignatureRequiresQueue,
+            ErrorKind::TaskNotSigned => ErrorCode::TaskNotSigned,
+            ErrorKind::SignatureInvalid => ErrorCode::SignatureInvalid,
+            ErrorKind::InvalidKey => ErrorCode::InvalidKey,
+            ErrorKind::QueueNotFound => ErrorCode::QueueNotFound,
+            ErrorKind::QueueConsumerNotFound => ErrorCode::QueueConsumerNotFound,
+            ErrorKind::InvalidQueueName => ErrorCode::InvalidQueueName,
+            ErrorKind::DuplicateItem => ErrorCode::DuplicateItem,
+            ErrorKind::DuplicateHandler => ErrorCode::DuplicateHandler,
+            ErrorKind::UnknownRetryPolicy => ErrorCode::UnknownRetryPolicy,
+            ErrorKind::InvalidRetryPolicy => ErrorCode::InvalidRetryPolicy,
+            ErrorKind::UnknownDiscardPolicy => ErrorCode::UnknownDiscardPolicy,
+            ErrorKind::InvalidPayload => ErrorCode::InvalidPayload,
+            ErrorKind::InvalidDocument => ErrorCode::InvalidDocument,
+            ErrorKind::UnknownEventType => ErrorCode::UnknownEventType,
+            ErrorKind::InvalidOption => ErrorCode::InvalidOption,
+            ErrorKind::InProgressNotSupported => ErrorCode::InProgressNotSupported,
+            ErrorKind::Connection => ErrorCode::Connection,
+            ErrorKind::Storage => ErrorCode::Storage,
+            ErrorKind::Io => ErrorCode::Io,
+        }
+    }
+}
+
+/// Builds the JS error for a core error: `message`, `code`, `kind` (the core's stable name) and,
+/// when the core error has a source, a `cause` with the source's text.
+pub(crate) fn js_error(env: &Env, err: jetjobs::Error) -> napi::Error {
+    match build_js_error(env, &err) {
+        Ok(error) => error,
+        // Only when the environment is tearing down; the message still says what failed.
+        Err(_) => napi::Error::new(Status::GenericFailure, err.to_string()),
+    }
+}
+
+fn build_js_error(env: &Env, err: &jetjobs::Error) -> napi::Result<napi::Error> {
+    let mut object = env.create_error(napi::Error::new(Status::GenericFailure, err.to_string()))?;
+    object.set("code", ErrorCode::from(err.kind()))?;
+    object.set("kind", err.code())?;
+    if let Some(source) = err.source() {
+        let cause =
+            env.create_error(napi::Error::new(Status::GenericFailure, source.to_string()))?;
+        object.set("cause", cause)?;
+    }
+    Ok(napi::Error::from(object.to_unknown()))
+}
+
+/// Maps a synchronous core result, throwing the coded JS error.
+pub(crate) fn check<T>(env: &Env, result: jetjobs::Result<T>) -> napi::Result<T> {
+    result.map_err(|e| js_error(env, e))
+}
+
+/// Runs a core future on the addon's tokio runtime and settles a JS promise with `convert`ed
+/// output, or rejects it with the coded JS error.
+pub(crate) fn promise<'env, T, V, F, C>(
+    env: &'env Env,
+    future: F,
+    convert: C,
+) -> napi::Result<PromiseRaw<'env, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+    F: Future<Output = jetjobs::Result<T>> + Send + 'static,
+    C: FnOnce(T) -> V + 'static,
+{
+    env.spawn_future_with_callback(async move { Ok(future.await) }, move |env, result| {
+        result.map(convert).map_err(|e| js_error(env, e))
+    })
+}
+
+/// A value from JS that the core cannot take (a negative duration, say), as a core
+/// `InvalidOption` error so that it reaches JS like every other.
+pub(crate) fn invalid_option(message: impl Into<String>) -> jetjobs::Error {
+    jetjobs::Error::new(ErrorKind::InvalidOption, message)
+}
+
+/// Milliseconds from JS as a `Duration`; negative, NaN and infinite values are `InvalidOption`.
+pub(crate) fn duration_ms(what: &str, ms: f64) -> jetjobs::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| {
+        invalid_option(format!(
+            "{what} must be a finite, non-negative number of ms"
+        ))
+    })
+}
+
+/// A `Duration` as JS milliseconds.
+pub(crate) fn to_ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_reject_what_the_core_cannot_hold() {
+        assert!(duration_ms("x", 1500.0).is_ok_and(|d| d.as_millis() == 1500));
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let kind = duration_ms("x", bad).err().map(|e| e.kind());
+            assert_eq!(kind, Some(ErrorKind::InvalidOption));
+        }
+    }
+}

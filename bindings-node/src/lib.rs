@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The `jetjobs` Node addon: type conversion and async bridging over the `jetjobs` crate's
+//! facade, one file per exposed core type. Engine behaviour lives in the core; ergonomics
+//! (option objects, `AbortSignal`, async iterators, middleware) in `lib/index.ts`.
+
+pub mod client;
+pub mod dev_server;
+pub mod error;
+pub mod events;
+pub mod handler;
+pub mod queue;
+pub mod retry;
+pub mod signing;
+pub mod task;
+pub mod worker;
+
+use napi_derive::napi;
+
+/// The jetjobs version.
+#[napi]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// A new KSUID, as task ids are.
+#[napi]
+pub fn new_id() -> String {
+    jetjobs::new_id()
+}
+
+/// True if `name` is usable as a task type or id (`^[a-zA-Z0-9_:-]+$`).
+#[napi]
+pub fn is_valid_name(name: String) -> bool {
+    jetjobs::is_valid_name(&name)
+}
+
+/// The core's defaults and wire constants.
+#[napi(object, object_from_js = false)]
+pub struct Constants {
+    pub default_concurrency: u32,
+    pub default_max_tries: i64,
+    pub default_max_concurrent: i64,
+    pub default_max_run_time_ms: f64,
+    pub default_queue_name: String,
+    pub task_state_event_type: String,
+    pub leader_elected_event_type: String,
+    pub events_subject_wildcard: String,
+}
+
+#[napi]
+pub fn constants() -> Constants {
+    Constants {
+        default_concurrency: u32::try_from(jetjobs::DEFAULT_CONCURRENCY).unwrap_or(u32::MAX),
+        default_max_tries: jetjobs::DEFAULT_MAX_TRIES,
+        default_max_concurrent: jetjobs::DEFAULT_MAX_CONCURRENT,
+        default_max_run_time_ms: error::to_ms(jetjobs::DEFAULT_MAX_RUN_TIME),
+        default_queue_name: jetjobs::DEFAULT_QUEUE_NAME.into(),
+        task_state_event_type: jetjobs::TASK_STATE_EVENT_TYPE.into(),
+        leader_elected_event_type: jetjobs::LEADER_ELECTED_EVENT_TYPE.into(),
+        events_subject_wildcard: jetjobs::EVENTS_SUBJECT_WILDCARD.into(),
+    }
+}

@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Exceptions: a class per engine error code under :class:`JetJobsError`; :class:`TerminateTask`.
+
+Each class's ``code`` attribute is the engine's stable error code, equal to the class name. Errors
+caused by another (a connection or file error) chain it as ``__cause__``.
+"""
+
+from ._native import (
+    Connection,
+    DuplicateHandler,
+    DuplicateItem,
+    InProgressNotSupported,
+    InvalidDocument,
+    InvalidKey,
+    InvalidOption,
+    InvalidPayload,
+    InvalidQueueName,
+    InvalidRetryPolicy,
+    InvalidTaskId,
+    InvalidTaskType,
+    Io,
+    JetJobsError,
+    QueueConsumerNotFound,
+    QueueNotFound,
+    SignatureInvalid,
+    SignatureRequiresQueue,
+    Storage,
+    TaskAlreadySigned,
+    TaskCannotEnqueue,
+    TaskNotFound,
+    TaskNotSigned,
+    TaskUpdateFailed,
+    TerminateTask,
+    UnknownDiscardPolicy,
+    UnknownEventType,
+    UnknownRetryPolicy,
+)
+
+__all__ = [
+    "Connection",
+    "DuplicateHandler",
+    "DuplicateItem",
+    "InProgressNotSupported",
+    "InvalidDocument",
+    "InvalidKey",
+    "InvalidOption",
+    "InvalidPayload",
+    "InvalidQueueName",
+    "InvalidRetryPolicy",
+    "InvalidTaskId",
+    "InvalidTaskType",
+    "Io",
+    "JetJobsError",
+    "QueueConsumerNotFound",
+    "QueueNotFound",
+    "SignatureInvalid",
+    "SignatureRequiresQueue",
+    "Storage",
+    "TaskAlreadySigned",
+    "TaskCannotEnqueue",
+    "TaskNotFound",
+    "TaskNotSigned",
+    "TaskUpdateFailed",
+    "TerminateTask",
+    "UnknownDiscardPolicy",
+    "UnknownEventType",
+    "UnknownRetryPolicy",
+]

@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: Apache-2.0
+//! `ClientOptions`, `Client`, `StorageAdmin`, `CancellationToken`: the core client, converted.
+
+use std::path::PathBuf;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use pyo3_async_runtimes::TaskLocals;
+
+use crate::convert;
+use crate::error::IntoPyResult as _;
+use crate::events::PyEventStream;
+use crate::handler::Dispatcher;
+use crate::mux::PyMux;
+use crate::queue::PyQueue;
+use crate::retry::PyRetryPolicy;
+use crate::runtime;
+use crate::signing::{PyTaskSigner, PyTaskVerifier};
+use crate::task::{self, PyTask};
+
+/// How to reach NATS and how the client stores and processes tasks.
+#[pyclass(module = "jetjobs._native", name = "ClientOptions", frozen)]
+pub(crate) struct PyClientOptions {
+    inner: jetjobs::ClientOptions,
+}
+
+#[pymethods]
+impl PyClientOptions {
+    /// Every option left out keeps the engine's default (asyncjobs' defaults: the `DEFAULT` queue,
+    /// file storage, 1 replica, concurrency 10, the 10-minute retry policy).
+    #[new]
+    #[pyo3(signature = (
+        *, queue=None, retry_policy=None, concurrency=None, connection_name=None,
+        credentials_file=None, user=None, password=None, token=None, tls_ca=None, tls_cert=None,
+        tls_key=None, memory_storage=false, replicas=None, task_retention=None, signing_key=None,
+        verification_key=None, signatures_optional=false, discard_states=None, shutdown_grace=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        queue: Option<&Bound<'_, PyAny>>,
+        retry_policy: Option<&Bound<'_, PyAny>>,
+        concurrency: Option<usize>,
+        connection_name: Option<String>,
+        credentials_file: Option<PathBuf>,
+        user: Option<String>,
+        password: Option<String>,
+        token: Option<String>,
+        tls_ca: Option<PathBuf>,
+        tls_cert: Option<PathBuf>,
+        tls_key: Option<PathBuf>,
+        memory_storage: bool,
+        replicas: Option<usize>,
+        task_retention: Option<&Bound<'_, PyAny>>,
+        signing_key: Option<PyRef<'_, PyTaskSigner>>,
+        verification_key: Option<PyRef<'_, PyTaskVerifier>>,
+        signatures_optional: bool,
+        discard_states: Option<Vec<String>>,
+        shutdown_grace: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut o = jetjobs::ClientOptions::new();
+        if let Some(q) = queue {
+            o = o.queue(match q.cast::<PyString>() {
+                Ok(name) => jetjobs::Queue::new(name.to_cow()?.into_owned()),
+                Err(_) => q.extract::<PyRef<'_, PyQueue>>()?.inner.clone(),
+            });
+        }
+        if let Some(p) = retry_policy {
+            o = o.retry_policy(match p.cast::<PyString>() {
+                Ok(name) => jetjobs::RetryPolicy::named(&name.to_cow()?).py()?,
+                Err(_) => p.extract::<PyRef<'_, PyRetryPolicy>>()?.inner.clone(),
+            });
+        }
+        if let Some(n) = concurrency {
+            o = o.concurrency(n);
+        }
+        if let Some(name) = connection_name {
+            o = o.connection_name(name);
+        }
+        if let Some(path) = credentials_file {
+            o = o.credentials_file(path);
+        }
+        match (user, password) {
+            (Some(u), Some(p)) => o = o.user_and_password(u, p),
+            (None, None) => {}
+            _ => return Err(PyValueError::new_err("user and password go together")),
+        }
+        if let Some(t) = token {
+            o = o.token(t);
+        }
+        if let Some(ca) = tls_ca {
+            o = o.tls_ca(ca);
+        }
+        match (tls_cert, tls_key) {
+            (Some(c), Some(k)) => o = o.tls_client_cert(c, k),
+            (None, None) => {}
+            _ => return Err(PyValueError::new_err("tls_cert and tls_key go together")),
+        }
+        if memory_storage {
+            o = o.memory_storage();
+        }
+        if let Some(n) = replicas {
+            o = o.replicas(n);
+        }
+        if let Some(d) = task_retention {
+            o = o.task_retention(convert::duration(d)?);
+        }
+        if let Some(s) = signing_key {
+            o = o.signing_key(s.inner.clone());
+        }
+        if let Some(v) = verification_key {
+            o = o.verification_key(v.inner.clone());
+        }
+        if signatures_optional {
+            o = o.signatures_optional();
+        }
+        if let Some(states) = discard_states {
+            let states = states
+                .iter()
+                .map(|s| task::state_from_str(s))
+                .collect::<PyResult<Vec<_>>>()?;
+            o = o.discard_states(states);
+        }
+        if let Some(d) = shutdown_grace {
+            o = o.shutdown_grace(convert::duration(d)?);
+        }
+        Ok(Self { inner: o })
+    }
+
+    /// Connects to a comma-separated list of server URLs and prepares storage.
+    fn connect<'py>(&self, py: Python<'py>, url: String) -> PyResult<Bound<'py, PyAny>> {
+        let options = self.inner.clone();
+        runtime::future_into_py(py, async move {
+            options.connect(url).await.py().map(PyClient::new)
+        })
+    }
+
+    /// `connect` for synchronous code: blocks (without the GIL) until connected.
+    fn connect_blocking(&self, py: Python<'_>, url: String) -> PyResult<PyClient> {
+        let options = self.inner.clone();
+        runtime::block_on(py, async move { options.connect(url).await })
+            .py()
+            .map(PyClient::new)
+    }
+
+    fn __repr__(&self) -> &'static str {
+        // Not the options themselves: they hold credentials.
+        "ClientOptions(..)"
+    }
+}
+
+/// A connected client; cheap to share between tasks and threads.
+#[pyclass(module = "jetjobs._native", name = "Client", frozen)]
+pub(crate) struct PyClient {
+    inner: jetjobs::Client,
+}
+
+impl PyClient {
+    fn new(inner: jetjobs::Client) -> Self {
+        Self { inner }
+    }
+}
+
+#[pymethods]
+impl PyClient {
+    /// The queue's settings as the server holds them.
+    #[getter]
+    fn queue(&self) -> PyQueue {
+        PyQueue {
+            inner: self.inner.queue().clone(),
+        }
+    }
+
+    /// Stores the task and its work item; returns the stored task (queue set, signed if
+    /// configured).
+    fn enqueue<'py>(&self, py: Python<'py>, task: &PyTask) -> PyResult<Bound<'py, PyAny>> {
+        let (client, task) = (self.inner.clone(), task.inner.clone());
+        runtime::future_into_py(py, async move {
+            client.enqueue(task).await.py().map(PyTask::new)
+        })
+    }
+
+    /// `enqueue` for synchronous code: blocks (without the GIL) until stored.
+    fn enqueue_blocking(&self, py: Python<'_>, task: &PyTask) -> PyResult<PyTask> {
+        let (client, task) = (self.inner.clone(), task.inner.clone());
+        runtime::block_on(py, async move { client.enqueue(task).await })
+            .py()
+            .map(PyTask::new)
+    }
+
+    /// Loads a task by id (verifying its signature when a verification key is set).
+    fn load_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        runtime::future_into_py(py, async move {
+            client.load_task(&id).await.py().map(PyTask::new)
+        })
+    }
+
+    /// Enqueues a stored task again, in state `retry` with its tries reset.
+    fn retry_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        runtime::future_into_py(py, async move {
+            client.retry_task(&id).await.py().map(PyTask::new)
+        })
+    }
+
+    /// Processes tasks with `mux` until `shutdown` is cancelled, then shuts down gracefully.
+    /// Async handlers run on the event loop this is awaited on, in the caller's contextvars.
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        mux: Py<PyMux>,
+        shutdown: &PyCancellationToken,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
+        let mux = mux.get();
+        mux.slot.install(Dispatcher::new(py, &locals)?)?;
+        let uninstall = Uninstall(mux.slot.clone());
+        let (client, routes, shutdown) =
+            (self.inner.clone(), mux.snapshot(), shutdown.inner.clone());
+        runtime::future_into_py_with_locals(py, locals, async move {
+            let result = client.run(routes, shutdown).await.py();
+            drop(uninstall);
+            result
+        })
+    }
+
+    /// Lifecycle events published from now on, as an async iterator.
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        runtime::future_into_py(py, async move {
+            client.events().await.py().map(PyEventStream::new)
+        })
+    }
+
+    /// Storage administration: queues and tasks.
+    fn admin(&self) -> PyStorageAdmin {
+        PyStorageAdmin {
+            inner: self.inner.admin(),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Client(queue={:?})", self.inner.queue().name)
+    }
+}
+
+/// Frees the mux for another run when `run` ends or is dropped.
+struct Uninstall(std::sync::Arc<crate::handler::LoopSlot>);
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// Lists, inspects and removes queues and tasks.
+#[pyclass(module = "jetjobs._native", name = "StorageAdmin", frozen)]
+pub(crate) struct PyStorageAdmin {
+    inner: jetjobs::StorageAdmin,
+}
+
+#[pymethods]
+impl PyStorageAdmin {
+    /// Names of all queues.
+    fn queue_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let admin = self.inner.clone();
+        runtime::future_into_py(py, async move { admin.queue_names().await.py() })
+    }
+
+    /// A queue's settings and item counts.
+    fn queue_info<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let admin = self.inner.clone();
+        runtime::future_into_py(py, async move {
+            admin
+                .queue_info(&name)
+                .await
+                .py()
+                .map(|inner| PyQueueInfo { inner })
+        })
+    }
+
+    /// Creates a queue (or loads it if it exists) and returns the server's settings.
+    fn create_queue<'py>(&self, py: Python<'py>, queue: &PyQueue) -> PyResult<Bound<'py, PyAny>> {
+        let (admin, queue) = (self.inner.clone(), queue.inner.clone());
+        runtime::future_into_py(py, async move {
+            admin
+                .create_queue(&queue)
+                .await
+                .py()
+                .map(|inner| PyQueue { inner })
+        })
+    }
+
+    /// Removes every item from a queue.
+    fn purge_queue<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let admin = self.inner.clone();
+        runtime::future_into_py(py, async move { admin.purge_queue(&name).await.py() })
+    }
+
+    /// Deletes a queue.
+    fn delete_queue<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let admin = self.inner.clone();
+        runtime::future_into_py(py, async move { admin.delete_queue(&name).await.py() })
+    }
+
+    /// Up to `limit` tasks.
+    #[pyo3(signature = (limit=1000))]
+    fn tasks<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        let admin = self.inner.clone();
+        runtime::future_into_py(py, async move {
+            admin
+                .tasks(limit)
+                .await
+                .py()
+                .map(|tasks| tasks.into_iter().map(PyTask::new).collect::<Vec<_>>())
+        })
+    }
+
+    /// Size of the tasks store.
+    fn tasks_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let admin = self.inner.clone();
+        runtime::future_into_py(py, async move {
+            admin
+                .tasks_info()
+                .await
+                .py()
+                .map(|inner| PyTasksInfo { inner })
+        })
+    }
+
+    /// Deletes a task document (its work item, if any, is terminated when delivered).
+    fn delete_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let admin = self.inner.clone();
+        runtime::future_into_py(py, async move { admin.delete_task(&id).await.py() })
+    }
+}
+
+/// A queue's settings as the server holds them, and what is in it.
+#[pyclass(module = "jetjobs._native", name = "QueueInfo", frozen)]
+pub(crate) struct PyQueueInfo {
+    inner: jetjobs::QueueInfo,
+}
+
+#[pymethods]
+impl PyQueueInfo {
+    /// Settings read from the server.
+    #[getter]
+    fn queue(&self) -> PyQueue {
+        PyQueue {
+            inner: self.inner.queue.clone(),
+        }
+    }
+
+    /// Items stored (waiting or in flight).
+    #[getter]
+    fn items(&self) -> u64 {
+        self.inner.items
+    }
+
+    /// Items delivered to a worker and not yet acknowledged.
+    #[getter]
+    fn in_flight(&self) -> u64 {
+        self.inner.in_flight
+    }
+
+    /// Pull requests waiting for items.
+    #[getter]
+    fn waiting_pulls(&self) -> u64 {
+        self.inner.waiting_pulls
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "QueueInfo(name={:?}, items={}, in_flight={}, waiting_pulls={})",
+            self.inner.queue.name, self.inner.items, self.inner.in_flight, self.inner.waiting_pulls
+        )
+    }
+}
+
+/// Size of the tasks store.
+#[pyclass(module = "jetjobs._native", name = "TasksInfo", frozen)]
+pub(crate) struct PyTasksInfo {
+    inner: jetjobs::TasksInfo,
+}
+
+#[pymethods]
+impl PyTasksInfo {
+    /// Stored task documents.
+    #[getter]
+    fn tasks(&self) -> u64 {
+        self.inner.tasks
+    }
+
+    /// Bytes used.
+    #[getter]
+    fn bytes(&self) -> u64 {
+        self.inner.bytes
+    }
+
+    /// Memory rather than file storage.
+    #[getter]
+    fn memory(&self) -> bool {
+        self.inner.memory
+    }
+
+    /// Replicas.
+    #[getter]
+    fn replicas(&self) -> usize {
+        self.inner.replicas
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+}
+
+/// Stops a worker gracefully when cancelled; safe to cancel from any thread or signal handler.
+#[pyclass(module = "jetjobs._native", name = "CancellationToken", frozen)]
+pub(crate) struct PyCancellationToken {
+    inner: jetjobs::CancellationToken,
+}
+
+#[pymethods]
+impl PyCancellationToken {
+    #[new]
+    fn py_new() -> Self {
+        Self {
+            inner: jetjobs::CancellationToken::new(),
+        }
+    }
+
+    /// Cancels the token (idempotent).
+    fn cancel(&self) {
+        self.inner.cancel();
+    }
+
+    /// True once cancelled.
+    #[getter]
+    fn is_cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
+
+    /// Resolves once cancelled.
+    fn cancelled<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let token = self.inner.clone();
+        runtime::future_into_py(py, async move {
+            token.cancelled().await;
+            Ok(())
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "CancellationToken(is_cancelled={})",
+            self.inner.is_cancelled()
+        )
+    }
+}

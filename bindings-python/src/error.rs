@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The single map from [`jetjobs::Error`] to Python exceptions.
+//!
+//! Every [`ErrorKind`] has its own class under `JetJobsError`, named like [`ErrorKind::code`]. The
+//! `match` in [`to_py`] has no catch-all arm on purpose: a new kind in the core fails this build
+//! until it has a class.
+
+use jetjobs::ErrorKind;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyOSError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+create_exception!(
+    jetjobs,
+    JetJobsError,
+    PyException,
+    "Base class of every error jetjobs raises; `code` is the core's stable error code."
+);
+create_exception!(
+    jetjobs,
+    TerminateTask,
+    PyException,
+    "Raise from a handler to terminate the task: it is not tried again and `last_err` is \
+     `<reason>: terminate task`."
+);
+
+macro_rules! kinds {
+    ($($name:ident: $doc:literal,)*) => {
+        $(create_exception!(jetjobs, $name, JetJobsError, $doc);)*
+
+        /// Every kind's class, for registration: `(code, class)`.
+        pub(crate) fn classes(py: Python<'_>) -> Vec<(&'static str, Bound<'_, PyType>)> {
+            vec![$((ErrorKind::$name.code(), py.get_type::<$name>()),)*]
+        }
+
+        fn new_err(kind: ErrorKind, message: String) -> PyErr {
+            match kind {
+                $(ErrorKind::$name => $name::new_err(message),)*
+            }
+        }
+    };
+}
+
+kinds! {
+    TaskNotFound: "No task with that id is stored.",
+    InvalidTaskType: "A task type does not match `^[a-zA-Z0-9_:-]+$`.",
+    InvalidTaskId: "A task id does not match `^[a-zA-Z0-9_:-]+$`.",
+    TaskCannotEnqueue: "The task is in a state from which it cannot be enqueued.",
+    TaskUpdateFailed: "A task save lost an optimistic-concurrency race or was refused.",
+    TaskAlreadySigned: "The task is already signed.",
+    SignatureRequiresQueue: "Signing needs the task's queue to be set.",
+    TaskNotSigned: "Signatures are required and the task has none.",
+    SignatureInvalid: "The task's signature does not verify.",
+    InvalidKey: "A signing or verification key is malformed.",
+    QueueNotFound: "No queue with that name exists.",
+    QueueConsumerNotFound: "The queue's WORKERS consumer does not exist.",
+    InvalidQueueName: "A queue name is empty or unusable.",
+    DuplicateItem: "The work queue refused the item as a duplicate.",
+    DuplicateHandler: "A handler is already registered for that task type.",
+    UnknownRetryPolicy: "No retry policy has that name.",
+    InvalidRetryPolicy: "A retry policy is malformed.",
+    UnknownDiscardPolicy: "A state cannot be used as a discard state.",
+    InvalidPayload: "A payload could not be encoded or decoded.",
+    InvalidDocument: "A stored document is not valid JSON of the expected shape.",
+    UnknownEventType: "Unknown lifecycle event type.",
+    InvalidOption: "An option value is out of range or options conflict.",
+    InProgressNotSupported: "`mark_in_progress` was called outside a running handler.",
+    Connection: "Connecting to NATS failed.",
+    Storage: "A JetStream or NATS request failed or timed out.",
+    Io: "Reading a key or seed file, or starting a server, failed.",
+}
+
+/// The exception for a core error, with the core's message and its source chained as `__cause__`.
+pub(crate) fn to_py(err: jetjobs::Error) -> PyErr {
+    // The exhaustive match lives in `new_err`, generated from the list above; adding a kind to the
+    // core without adding it there is a compile error ("non-exhaustive patterns").
+    let py_err = new_err(err.kind(), err.to_string());
+    if let Some(source) = std::error::Error::source(&err) {
+        crate::runtime::attach(|py| py_err.set_cause(py, Some(cause_chain(py, source))));
+    }
+    py_err
+}
+
+/// A Python exception per link of a Rust error's source chain, outermost first.
+fn cause_chain(py: Python<'_>, err: &(dyn std::error::Error + 'static)) -> PyErr {
+    let cause = match err.downcast_ref::<std::io::Error>() {
+        Some(io) => PyOSError::new_err(io.to_string()),
+        None => PyRuntimeError::new_err(err.to_string()),
+    };
+    if let Some(next) = err.source() {
+        cause.set_cause(py, Some(cause_chain(py, next)));
+    }
+    cause
+}
+
+/// `PyResult` from a core result.
+pub(crate) trait IntoPyResult<T> {
+    fn py(self) -> PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for jetjobs::Result<T> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(to_py)
+    }
+}

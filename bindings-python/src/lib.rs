@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The `jetjobs._native` extension module: registration only. Each file wraps one core concept;
+//! none holds engine logic (routing, concurrency, retries, deadlines, signatures and dependencies
+//! are all the core's).
+
+mod client;
+mod convert;
+mod dev_server;
+mod error;
+mod events;
+mod handler;
+mod mux;
+mod queue;
+mod retry;
+mod runtime;
+mod signing;
+mod task;
+
+use pyo3::prelude::*;
+
+/// A new KSUID, the id format of tasks.
+#[pyfunction]
+fn new_id() -> String {
+    jetjobs::new_id()
+}
+
+/// True if `name` is usable as a task type, task id or schedule name (`^[a-zA-Z0-9_:-]+$`).
+#[pyfunction]
+fn is_valid_name(name: &str) -> bool {
+    jetjobs::is_valid_name(name)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+
+    m.add_class::<task::PyTask>()?;
+    m.add_class::<task::PyTaskResult>()?;
+    m.add_class::<task::PyTaskContext>()?;
+    m.add_class::<queue::PyQueue>()?;
+    m.add_class::<retry::PyRetryPolicy>()?;
+    m.add_class::<signing::PyTaskSigner>()?;
+    m.add_class::<signing::PyTaskVerifier>()?;
+    m.add_class::<mux::PyMux>()?;
+    m.add_class::<client::PyClientOptions>()?;
+    m.add_class::<client::PyClient>()?;
+    m.add_class::<client::PyStorageAdmin>()?;
+    m.add_class::<client::PyQueueInfo>()?;
+    m.add_class::<client::PyTasksInfo>()?;
+    m.add_class::<client::PyCancellationToken>()?;
+    m.add_class::<events::PyEventStream>()?;
+    m.add_class::<events::PyTaskStateChangeEvent>()?;
+    m.add_class::<events::PyLeaderElectedEvent>()?;
+    m.add_class::<dev_server::PyDevServer>()?;
+
+    m.add_function(wrap_pyfunction!(new_id, m)?)?;
+    m.add_function(wrap_pyfunction!(is_valid_name, m)?)?;
+
+    m.add("JetJobsError", py.get_type::<error::JetJobsError>())?;
+    m.add("TerminateTask", py.get_type::<error::TerminateTask>())?;
+    for (code, class) in error::classes(py) {
+        class.setattr("code", code)?;
+        m.add(code, class)?;
+    }
+
+    // Not exported: runs once, at interpreter exit.
+    let before_exit = wrap_pyfunction!(runtime::before_exit, m)?;
+    py.import("atexit")?
+        .call_method1("register", (before_exit,))?;
+
+    m.add("DEFAULT_CONCURRENCY", jetjobs::DEFAULT_CONCURRENCY)?;
+    m.add("DEFAULT_MAX_CONCURRENT", jetjobs::DEFAULT_MAX_CONCURRENT)?;
+    m.add("DEFAULT_MAX_RUN_TIME", jetjobs::DEFAULT_MAX_RUN_TIME)?;
+    m.add("DEFAULT_MAX_TRIES", jetjobs::DEFAULT_MAX_TRIES)?;
+    m.add("DEFAULT_QUEUE_NAME", jetjobs::DEFAULT_QUEUE_NAME)?;
+    m.add("RETRY_POLICY_NAMES", jetjobs::RETRY_POLICY_NAMES.to_vec())?;
+    m.add("EVENTS_SUBJECT_WILDCARD", jetjobs::EVENTS_SUBJECT_WILDCARD)?;
+    m.add("TASK_STATE_EVENT_TYPE", jetjobs::TASK_STATE_EVENT_TYPE)?;
+    m.add(
+        "LEADER_ELECTED_EVENT_TYPE",
+        jetjobs::LEADER_ELECTED_EVENT_TYPE,
+    )?;
+    Ok(())
+}

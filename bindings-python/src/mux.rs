@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+//! `Mux`: the core router, with Python callables as handlers.
+
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+
+use crate::error::IntoPyResult as _;
+use crate::handler::{LoopSlot, PyHandler};
+
+/// Routes task types to handlers: exact type, else the longest registered prefix (`""` matches
+/// every type), else a failed try "no handler for task type".
+#[pyclass(module = "jetjobs._native", name = "Mux", frozen)]
+pub(crate) struct PyMux {
+    inner: Mutex<jetjobs::Mux>,
+    pub(crate) slot: Arc<LoopSlot>,
+}
+
+impl PyMux {
+    /// The routes as registered so far.
+    pub(crate) fn snapshot(&self) -> jetjobs::Mux {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[pymethods]
+impl PyMux {
+    #[new]
+    fn py_new() -> Self {
+        Self {
+            inner: Mutex::new(jetjobs::Mux::new()),
+            slot: Arc::default(),
+        }
+    }
+
+    /// Registers `handler(task)` for `task_type` (a type or a prefix). An async handler (`is_async`,
+    /// detected when not given) runs on the worker's event loop; a sync one in a worker thread.
+    /// Raises `DuplicateHandler` if the type already has one.
+    #[pyo3(signature = (task_type, handler, *, is_async=None))]
+    fn handle(
+        &self,
+        py: Python<'_>,
+        task_type: String,
+        handler: Py<PyAny>,
+        is_async: Option<bool>,
+    ) -> PyResult<()> {
+        let is_async = match is_async {
+            Some(a) => a,
+            None => py
+                .import(pyo3::intern!(py, "inspect"))?
+                .call_method1(pyo3::intern!(py, "iscoroutinefunction"), (&handler,))?
+                .is_truthy()?,
+        };
+        let handler = Arc::new(PyHandler::new(handler, is_async, self.slot.clone()));
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .handle_with(task_type, handler, Vec::new())
+            .py()?;
+        Ok(())
+    }
+
+    /// The registered type that `task_type` routes to, if any.
+    fn route_for(&self, task_type: &str) -> Option<String> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .route_for(task_type)
+            .map(str::to_owned)
+    }
+}

@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The engine's concurrency limits hold for Python handlers, observed inside the handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import jetjobs
+
+from conftest import MakeApp, running, wait_final
+
+
+class Gauge:
+    """In-flight handler count and its peak; thread-safe."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.now -= 1
+
+
+async def test_client_concurrency_limits_async_handlers(make_app: MakeApp) -> None:
+    app = make_app("CONC", concurrency=3)
+    gauge = Gauge()
+
+    @app.task("work")
+    async def work(task: jetjobs.Task) -> None:
+        gauge.enter()
+        await asyncio.sleep(0.1)
+        gauge.leave()
+
+    ids = [(await app.enqueue("work", i)).id for i in range(12)]
+    async with running(app):
+        tasks = await wait_final(app, ids)
+    assert {t.state for t in tasks} == {"complete"}
+    assert gauge.peak == 3
+
+
+async def test_client_concurrency_limits_sync_handlers(make_app: MakeApp) -> None:
+    app = make_app("CONCSYNC", concurrency=2)
+    gauge = Gauge()
+
+    @app.task("work")
+    def work(task: jetjobs.Task) -> None:
+        gauge.enter()
+        time.sleep(0.1)  # blocks its worker thread, not the event loop
+        gauge.leave()
+
+    ids = [(await app.enqueue("work", i)).id for i in range(8)]
+    async with running(app):
+        ticks = 0
+
+        async def all_final() -> bool:
+            states = [(await app.load_task(i)).state for i in ids]
+            return all(jetjobs.TaskState(s).is_final for s in states)
+
+        while not await all_final():
+            await asyncio.sleep(0.01)  # the loop stays responsive while handlers block
+            ticks += 1
+        tasks = await wait_final(app, ids)
+    assert {t.state for t in tasks} == {"complete"}
+    assert gauge.peak == 2
+    assert ticks > 5
+
+
+async def test_queue_max_concurrent_holds_across_workers(make_app: MakeApp) -> None:
+    queue = jetjobs.Queue("CONCQ", max_concurrent=2)
+    apps = [make_app(queue, concurrency=10) for _ in range(2)]
+    gauge = Gauge()
+
+    async def work(task: jetjobs.Task) -> None:
+        gauge.enter()
+        await asyncio.sleep(0.1)
+        gauge.leave()
+
+    for app in apps:
+        app.handle("work", work)
+    ids = [(await apps[0].enqueue("work", i)).id for i in range(10)]
+    async with running(apps[0]), running(apps[1]):
+        tasks = await wait_final(apps[0], ids)
+    assert {t.state for t in tasks} == {"complete"}
+    assert gauge.peak == 2
