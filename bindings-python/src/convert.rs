@@ -148,28 +148,13 @@ pub(crate) fn datetime<'py>(py: Python<'py>, ts: &Timestamp) -> PyResult<Bound<'
         true,
     )?;
     let utc = epoch.bind(py).as_any().add(delta)?;
-    match utc_offset_seconds(&ts.to_string()) {
+    match ts.utc_offset_seconds() {
         0 => Ok(utc),
         offset => {
             let tz = PyTzInfo::fixed_offset(py, PyDelta::new(py, 0, offset, 0, true)?)?;
             utc.call_method1(pyo3::intern!(py, "astimezone"), (tz,))
         }
     }
-}
-
-/// The offset of an RFC 3339 text (`Z`, `+HH:MM` or `-HH:MM` at the end), in seconds.
-fn utc_offset_seconds(rfc3339: &str) -> i32 {
-    let Some(zone) = rfc3339.len().checked_sub(6).and_then(|i| rfc3339.get(i..)) else {
-        return 0;
-    };
-    let sign = match zone.as_bytes().first() {
-        Some(b'+') => 1,
-        Some(b'-') => -1,
-        _ => return 0,
-    };
-    let hours: i32 = zone.get(1..3).and_then(|h| h.parse().ok()).unwrap_or(0);
-    let minutes: i32 = zone.get(4..6).and_then(|m| m.parse().ok()).unwrap_or(0);
-    sign * (hours * 3600 + minutes * 60)
 }
 
 /// A timestamp from an aware `datetime`, a `timedelta` from now, or exact RFC 3339 text.
@@ -213,17 +198,4 @@ pub(crate) fn duration(obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
 /// A `timedelta`.
 pub(crate) fn timedelta(py: Python<'_>, d: Duration) -> PyResult<Bound<'_, PyDelta>> {
     d.into_pyobject(py)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc_offset_seconds;
-
-    #[test]
-    fn offsets_parse_from_rfc3339_text() {
-        assert_eq!(utc_offset_seconds("2022-02-09T17:28:41.9432Z"), 0);
-        assert_eq!(utc_offset_seconds("2022-02-09T17:28:41+01:00"), 3600);
-        assert_eq!(utc_offset_seconds("2022-02-09T17:28:41.5-05:30"), -19_800);
-        assert_eq!(utc_offset_seconds("bad"), 0);
-    }
 }

@@ -42,6 +42,11 @@ impl Timestamp {
             })
     }
 
+    /// The UTC offset it was written with, in seconds east of UTC (0 for `Z`).
+    pub fn utc_offset_seconds(&self) -> i32 {
+        self.0.offset().local_minus_utc()
+    }
+
     /// The timestamp as a UTC `chrono` value.
     pub fn to_utc(&self) -> DateTime<Utc> {
         self.0.to_utc()
@@ -256,6 +261,8 @@ mod tests {
 
     #[test]
     fn timestamps_print_like_go_rfc3339nano() {
+        let offset: Timestamp = "2022-02-09T17:28:41.5-05:30".parse().expect("parse");
+        assert_eq!(offset.utc_offset_seconds(), -19_800);
         for s in [
             "2022-02-09T17:28:41.943198067Z",
             "2022-02-09T17:28:41.9432Z",
