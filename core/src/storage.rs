@@ -131,16 +131,23 @@ impl Storage {
 
     /// Creates or binds the queue's stream and `WORKERS` consumer, returning the server's settings.
     pub(crate) async fn prepare_queue(&self, wanted: &Queue) -> Result<(Queue, PullConsumer)> {
+        self.open_queue(wanted)
+            .await
+            .map(|q| (q.settings, q.consumer))
+    }
+
+    /// Stream and consumer as the server returned them (their cached info is current), so callers
+    /// need no further round trips to read settings or counts.
+    async fn open_queue(&self, wanted: &Queue) -> Result<OpenQueue> {
         if !is_valid_name(&wanted.name) {
             return Err(Error::new(
                 ErrorKind::InvalidQueueName,
                 format!("queue name {:?} must match ^[a-zA-Z0-9_:-]+$", wanted.name),
             ));
         }
-        let stream_name = wanted.stream_name();
-        let mut stream = if wanted.no_create {
+        let stream = if wanted.no_create {
             self.js
-                .get_stream(&stream_name)
+                .get_stream(wanted.stream_name())
                 .await
                 .map_err(|e| match e.kind() {
                     jetstream::context::GetStreamErrorKind::JetStream(j)
@@ -157,33 +164,30 @@ impl Storage {
                 .map_err(|e| Error::storage("preparing the queue stream", e))?
         };
         let consumer: PullConsumer = if wanted.no_create {
-            stream
-                .consumer_info(CONSUMER_NAME)
-                .await
-                .map_err(|e| match e.kind() {
-                    jetstream::context::ConsumerInfoErrorKind::NotFound => {
-                        Error::new(ErrorKind::QueueConsumerNotFound, "queue consumer not found")
-                    }
-                    _ => Error::storage("loading the queue consumer", e),
-                })?;
-            stream
-                .get_consumer(CONSUMER_NAME)
-                .await
-                .map_err(|e| Error::storage("loading the queue consumer", e))?
+            match stream.get_consumer(CONSUMER_NAME).await {
+                Ok(consumer) => consumer,
+                // Only on failure: ask again to tell a missing consumer from a storage error.
+                Err(e) => {
+                    return Err(match stream.consumer_info(CONSUMER_NAME).await {
+                        Err(info)
+                            if info.kind()
+                                == jetstream::context::ConsumerInfoErrorKind::NotFound =>
+                        {
+                            Error::new(ErrorKind::QueueConsumerNotFound, "queue consumer not found")
+                        }
+                        _ => Error::storage("loading the queue consumer", e),
+                    });
+                }
+            }
         } else {
             stream
                 .get_or_create_consumer(CONSUMER_NAME, consumer_config(wanted))
                 .await
                 .map_err(|e| Error::storage("preparing the queue consumer", e))?
         };
-        let stream_config = stream
-            .info()
-            .await
-            .map_err(|e| Error::storage("reading the queue stream", e))?
-            .config
-            .clone();
+        let stream_config = &stream.cached_info().config;
         let consumer_config = &consumer.cached_info().config;
-        let actual = Queue {
+        let settings = Queue {
             name: wanted.name.clone(),
             max_age: stream_config.max_age,
             max_entries: stream_config.max_messages,
@@ -193,7 +197,11 @@ impl Storage {
             max_concurrent: consumer_config.max_ack_pending,
             no_create: wanted.no_create,
         };
-        Ok((actual, consumer))
+        Ok(OpenQueue {
+            settings,
+            stream,
+            consumer,
+        })
     }
 
     /// Saves `task` if no one else saved it since this copy was read, then publishes its event.
@@ -314,21 +322,13 @@ impl Storage {
 
     /// The queue's server settings and its item counts.
     pub(crate) async fn queue_info(&self, name: &str) -> Result<QueueInfo> {
-        let (queue, mut consumer) = self.prepare_queue(&Queue::bind(name)).await?;
-        let stream = self
-            .js
-            .get_stream(queue.stream_name())
-            .await
-            .map_err(|e| Error::storage("reading the queue stream", e))?;
-        let consumer = consumer
-            .info()
-            .await
-            .map_err(|e| Error::storage("reading the queue consumer", e))?;
+        let open = self.open_queue(&Queue::bind(name)).await?;
+        let consumer = open.consumer.cached_info();
         Ok(QueueInfo {
-            queue,
-            items: stream.cached_info().state.messages,
+            items: open.stream.cached_info().state.messages,
             in_flight: consumer.num_ack_pending as u64,
             waiting_pulls: consumer.num_waiting as u64,
+            queue: open.settings,
         })
     }
 
@@ -414,6 +414,12 @@ impl Storage {
             replicas: info.config.num_replicas,
         })
     }
+}
+
+struct OpenQueue {
+    settings: Queue,
+    stream: stream::Stream,
+    consumer: PullConsumer,
 }
 
 /// A queue's settings as the server holds them, and what is in it.
