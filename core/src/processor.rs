@@ -29,6 +29,8 @@ use crate::wire::Timestamp;
 const BLOCKED_NAK_DELAY: Duration = Duration::from_secs(5);
 /// How long one pull request waits for items before it is renewed.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
+/// How often a waiting pull looks for a reconnect, which would have lost its request.
+const RECONNECT_CHECK: Duration = Duration::from_millis(250);
 /// How long freed handler slots are gathered before pulling for them while handlers are busy.
 const PULL_GATHER: Duration = Duration::from_millis(2);
 /// Most items asked for in one pull.
@@ -118,6 +120,7 @@ impl Processor {
                     }
                 }
             }
+            let connection = this.connection_count();
             let batch = this
                 .consumer
                 .batch()
@@ -126,18 +129,15 @@ impl Processor {
                 .messages()
                 .await;
             let mut batch = match batch {
-                Ok(b) => {
-                    pull_failures = 0;
-                    b
-                }
+                Ok(b) => b,
                 Err(e) => {
                     pull_failures += 1;
-                    let pause = storage_retry().delay(pull_failures);
-                    tracing::warn!(error = %e, queue = %this.queue.name, ?pause, "pulling work failed");
-                    tokio::select! { _ = tokio::time::sleep(pause) => {}, _ = shutdown.cancelled() => {} }
+                    this.pause_pulling(pull_failures, &e, &shutdown).await;
                     continue;
                 }
             };
+            let mut pull_error = None;
+            let mut reconnect_check = tokio::time::interval(RECONNECT_CHECK);
             loop {
                 tokio::select! {
                     next = batch.next() => match next {
@@ -148,10 +148,16 @@ impl Processor {
                             in_flight.spawn(async move { this.process(message, permit, hard_stop).await });
                         }
                         Some(Err(e)) => {
-                            tracing::debug!(error = %e, "pull ended");
+                            pull_error = Some(e);
                             break;
                         }
                         None => break,
+                    },
+                    // A pull request dies with the connection it was sent on, and the client would
+                    // otherwise wait out its expiry before asking again.
+                    _ = reconnect_check.tick() => if this.connection_count() != connection {
+                        tracing::debug!(queue = %this.queue.name, "reconnected; pulling again");
+                        break;
                     },
                     _ = shutdown.cancelled() => {
                         // Items already on their way to this pull are handed straight back.
@@ -166,6 +172,13 @@ impl Processor {
                 }
             }
             while in_flight.try_join_next().is_some() {}
+            match pull_error {
+                Some(e) => {
+                    pull_failures += 1;
+                    this.pause_pulling(pull_failures, &e, &shutdown).await;
+                }
+                None => pull_failures = 0,
+            }
         }
 
         let drained = tokio::time::timeout(this.shutdown_grace, async {
@@ -179,6 +192,28 @@ impl Processor {
         }
         let _ = this.storage.nats.flush().await;
         Ok(())
+    }
+
+    /// Backs off after a failed pull: a server that answers every pull with an error (JetStream
+    /// unavailable, a leader election under way) would otherwise be asked again in a tight loop.
+    async fn pause_pulling(
+        &self,
+        failures: u32,
+        error: &(impl std::fmt::Display + Sync),
+        shutdown: &CancellationToken,
+    ) {
+        let pause = storage_retry().delay(failures);
+        tracing::warn!(%error, queue = %self.queue.name, ?pause, "pulling work failed");
+        tokio::select! { _ = tokio::time::sleep(pause) => {}, _ = shutdown.cancelled() => {} }
+    }
+
+    /// Connections made so far by the client; it changes when the client reconnects.
+    fn connection_count(&self) -> u64 {
+        self.storage
+            .nats
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn delivery(&self, message: &async_nats::jetstream::Message) -> Delivery {
