@@ -10,11 +10,16 @@ each is final, and prints the outcome.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
 import time
 from typing import Any
 
 import jetjobs
+
+# Handlers run on the event loop and in worker threads at once: logging keeps their lines whole.
+log = logging.getLogger("quickstart")
 
 
 def make_app(url: str) -> jetjobs.App:
@@ -26,7 +31,7 @@ def make_app(url: str) -> jetjobs.App:
 
     @app.middleware  # app-wide; a sync middleware fits sync and async handlers alike
     def log_start(task: jetjobs.Task, call_next: jetjobs.CallNext) -> Any:
-        print(f"  start {task.type} try {task.tries}")
+        log.info("  start %s try %d", task.type, task.tries)
         return call_next(task)
 
     async def timed(task: jetjobs.Task, call_next: jetjobs.CallNext) -> Any:
@@ -34,7 +39,7 @@ def make_app(url: str) -> jetjobs.App:
         try:
             return await call_next(task)
         finally:
-            print(f"  {task.type} try {task.tries} took {time.perf_counter() - started:.3f}s")
+            log.info("  %s try %d took %.3fs", task.type, task.tries, time.perf_counter() - started)
 
     @app.task("email:send", middleware=[timed])
     async def send(task: jetjobs.Task) -> dict[str, str]:
@@ -52,6 +57,7 @@ def make_app(url: str) -> jetjobs.App:
 
 
 async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if url := os.environ.get("NATS_URL"):
         await demo(url)
     else:
