@@ -134,7 +134,9 @@ impl DevServer {
         self.launch()
     }
 
-    fn kill(&mut self) {
+    /// Kills the server at once (SIGKILL), as a crash would, keeping its store for
+    /// [`restart`](Self::restart).
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

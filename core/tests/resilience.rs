@@ -200,6 +200,17 @@ async fn task_of_a_killed_worker_is_redelivered_and_completed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_task_completes_once_across_a_server_restart() {
+    every_task_completes_across(NatsServer::stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_task_completes_across_a_server_crash() {
+    every_task_completes_across(NatsServer::kill).await;
+}
+
+/// Enqueues 200 tasks, brings the server down with `outage` while a worker is busy with them,
+/// starts it again on the same store, and checks that every task completed with its own result.
+async fn every_task_completes_across(outage: fn(&mut NatsServer)) {
     let mut server = NatsServer::start();
     let client = ClientOptions::new()
         .queue(Queue::new("RESTART").max_run_time(Duration::from_secs(3)))
@@ -252,7 +263,7 @@ async fn every_task_completes_once_across_a_server_restart() {
         || async { (handled.lock().ok()?.len() >= 40).then_some(()) },
     )
     .await;
-    tokio::task::block_in_place(|| server.stop());
+    tokio::task::block_in_place(|| outage(&mut server));
     let handled_before_restart = handled.lock().expect("lock").len();
     assert!(
         handled_before_restart < ids.len(),

@@ -24,6 +24,10 @@ impl NatsServer {
         self.inner.stop();
     }
 
+    pub fn kill(&mut self) {
+        self.inner.kill();
+    }
+
     pub fn restart(&mut self) {
         self.inner.restart().expect("nats-server restarts");
     }
