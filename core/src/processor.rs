@@ -35,8 +35,8 @@ const RECONNECT_CHECK: Duration = Duration::from_millis(250);
 const PULL_GATHER: Duration = Duration::from_millis(2);
 /// Most items asked for in one pull.
 const MAX_PULL_BATCH: usize = 256;
-/// Tries to store a final state before leaving the item to be redelivered (about a minute).
-const FINAL_SAVE_ATTEMPTS: u32 = 12;
+/// Repeats of a storage call through an outage before giving up on it (about a minute).
+const STORAGE_ATTEMPTS: u32 = 12;
 
 /// Everything the worker loop needs, fixed for the duration of one `run`.
 pub(crate) struct Processor {
@@ -236,7 +236,14 @@ impl Processor {
             tracing::warn!(subject = %message.subject, "terminating corrupt work item");
             return delivery.term().await;
         };
-        let mut task = match self.storage.load_task(&item.job).await {
+        let mut outage = OutageRetry::new("loading task", &hard_stop);
+        let loaded = loop {
+            let result = self.storage.load_task(&item.job).await;
+            if !outage.again(&result).await {
+                break result;
+            }
+        };
+        let mut task = match loaded {
             Ok(task) => task,
             Err(e) if e.kind() == ErrorKind::TaskNotFound => {
                 tracing::warn!(task = %item.job, "terminating work item of a task that does not exist");
@@ -261,7 +268,14 @@ impl Processor {
         task.state = TaskState::Active;
         task.tried = Some(Timestamp::now());
         task.last_err.clear();
-        if let Err(e) = self.storage.save_task(&mut task).await {
+        let mut outage = OutageRetry::new("marking task active", &hard_stop);
+        let saved = loop {
+            let result = self.storage.save_task(&mut task).await;
+            if !outage.again(&result).await {
+                break result;
+            }
+        };
+        if let Err(e) = saved {
             if e.kind() == ErrorKind::TaskUpdateFailed {
                 // Another worker saved first: it owns this try and will settle the item.
                 tracing::debug!(task = %task.id, error = %e, "task taken by another worker");
@@ -447,7 +461,16 @@ impl Processor {
                 task.state = TaskState::Retry;
                 task.tried = Some(Timestamp::now());
                 task.last_err = e.message().into();
-                if let Err(e) = self.storage.save_task(&mut task).await {
+                // Left `active`, the task would not be tried again before its max run time.
+                let keep_trying = CancellationToken::new();
+                let mut outage = OutageRetry::new("saving failed try", &keep_trying);
+                let saved = loop {
+                    let result = self.storage.save_task(&mut task).await;
+                    if !outage.again(&result).await {
+                        break result;
+                    }
+                };
+                if let Err(e) = saved {
                     tracing::error!(task = %task.id, error = %e, "saving failed try");
                 }
                 let n = u32::try_from(delivery.delivered).unwrap_or(20);
@@ -484,27 +507,32 @@ impl Processor {
         }
     }
 
-    /// Stores a final state, retrying through a storage outage. False if it could not be stored;
-    /// the item is then left unacknowledged so that JetStream redelivers it.
+    /// Stores a final state, retrying through a storage outage even while shutting down: the try
+    /// is over and worth keeping. False if it could not be stored; the item is then left
+    /// unacknowledged so that JetStream redelivers it.
     async fn store_final(&self, task: &mut Task) -> bool {
-        let mut attempt = 0u32;
-        loop {
-            match self.save_or_discard(task).await {
-                Ok(()) => return true,
-                Err(e)
-                    if e.kind() == ErrorKind::TaskUpdateFailed
-                        || attempt >= FINAL_SAVE_ATTEMPTS =>
-                {
-                    tracing::error!(task = %task.id, state = %task.state, error = %e, "storing final state failed");
-                    return false;
-                }
-                Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(task = %task.id, error = %e, attempt, "storing final state failed; retrying");
-                    tokio::time::sleep(storage_retry().delay(attempt)).await;
-                }
+        let keep_trying = CancellationToken::new();
+        let mut outage = OutageRetry::new("storing final state", &keep_trying);
+        let stored = loop {
+            let result = self.save_or_discard(task).await;
+            if !outage.again(&result).await {
+                break result;
+            }
+        };
+        let Err(e) = stored else { return true };
+        // A newer write came first: ours, whose reply was lost in an outage, or another try's after
+        // the item was redelivered. If it is final, the task is settled.
+        if e.kind() == ErrorKind::TaskUpdateFailed {
+            let current = self.storage.load_task(&task.id).await;
+            if let Ok(current) = current
+                && current.state.is_final()
+            {
+                tracing::info!(task = %task.id, state = %current.state, "task was already stored as final");
+                return true;
             }
         }
+        tracing::error!(task = %task.id, state = %task.state, error = %e, "storing final state failed");
+        false
     }
 
     async fn save_or_discard(&self, task: &mut Task) -> Result<()> {
@@ -529,6 +557,44 @@ enum Outcome {
 }
 
 /// asyncjobs' `retryLinearTenSeconds` (0.5s to 10s), used when storage is unreachable.
+/// Paces the repeats of one storage call through a short outage (a server restart, a leader
+/// election) until it succeeds, fails for another reason, or `abandon` fires. Handing the item back
+/// at once is no use then: a NAK sent to a server that is going down is lost, and the item would
+/// wait out the queue's max run time.
+struct OutageRetry<'a> {
+    what: &'static str,
+    abandon: &'a CancellationToken,
+    attempt: u32,
+}
+
+impl<'a> OutageRetry<'a> {
+    fn new(what: &'static str, abandon: &'a CancellationToken) -> Self {
+        Self {
+            what,
+            abandon,
+            attempt: 0,
+        }
+    }
+
+    /// True, after a pause, if `result` is a storage error worth another try.
+    async fn again<T>(&mut self, result: &Result<T>) -> bool {
+        let Err(e) = result else { return false };
+        if e.kind() != ErrorKind::Storage
+            || self.attempt >= STORAGE_ATTEMPTS
+            || self.abandon.is_cancelled()
+        {
+            return false;
+        }
+        self.attempt += 1;
+        tracing::warn!(error = %e, attempt = self.attempt, "{} failed; retrying", self.what);
+        tokio::select! {
+            _ = tokio::time::sleep(storage_retry().delay(self.attempt)) => {}
+            _ = self.abandon.cancelled() => {}
+        }
+        true
+    }
+}
+
 fn storage_retry() -> RetryPolicy {
     RetryPolicy::linear(20, Duration::from_millis(500), Duration::from_secs(10), 0.1)
 }

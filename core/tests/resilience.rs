@@ -211,6 +211,7 @@ async fn every_acknowledged_task_completes_across_a_server_crash() {
 /// Enqueues 200 tasks, brings the server down with `outage` while a worker is busy with them,
 /// starts it again on the same store, and checks that every task completed with its own result.
 async fn every_task_completes_across(outage: fn(&mut NatsServer)) {
+    common::init_tracing();
     let mut server = NatsServer::start();
     let client = ClientOptions::new()
         .queue(Queue::new("RESTART").max_run_time(Duration::from_secs(3)))
