@@ -275,6 +275,15 @@ impl Processor {
                 break result;
             }
         };
+        let saved = match saved {
+            Err(e)
+                if e.kind() == ErrorKind::TaskUpdateFailed
+                    && self.found_own_write(&mut task).await =>
+            {
+                Ok(())
+            }
+            other => other,
+        };
         if let Err(e) = saved {
             if e.kind() == ErrorKind::TaskUpdateFailed {
                 // Another worker saved first: it owns this try and will settle the item.
@@ -533,6 +542,18 @@ impl Processor {
         }
         tracing::error!(task = %task.id, state = %task.state, error = %e, "storing final state failed");
         false
+    }
+
+    /// Whether the stored document is `task` as this worker last saved it: a save repeated
+    /// through an outage meets its own first attempt when only the reply to that was lost.
+    async fn found_own_write(&self, task: &mut Task) -> bool {
+        match self.storage.load_task(&task.id).await {
+            Ok(current) if current.state == task.state && current.tried == task.tried => {
+                task.seq = current.seq;
+                true
+            }
+            _ => false,
+        }
     }
 
     async fn save_or_discard(&self, task: &mut Task) -> Result<()> {
