@@ -577,7 +577,6 @@ enum Outcome {
     Released,
 }
 
-/// asyncjobs' `retryLinearTenSeconds` (0.5s to 10s), used when storage is unreachable.
 /// Paces the repeats of one storage call through a short outage (a server restart, a leader
 /// election) until it succeeds, fails for another reason, or `abandon` fires. Handing the item back
 /// at once is no use then: a NAK sent to a server that is going down is lost, and the item would
@@ -616,6 +615,7 @@ impl<'a> OutageRetry<'a> {
     }
 }
 
+/// asyncjobs' `retryLinearTenSeconds` (0.5s to 10s), used when storage is unreachable.
 fn storage_retry() -> RetryPolicy {
     RetryPolicy::linear(20, Duration::from_millis(500), Duration::from_secs(10), 0.1)
 }
