@@ -236,13 +236,10 @@ impl Processor {
             tracing::warn!(subject = %message.subject, "terminating corrupt work item");
             return delivery.term().await;
         };
-        let mut outage = OutageRetry::new("loading task", &hard_stop);
-        let loaded = loop {
-            let result = self.storage.load_task(&item.job).await;
-            if !outage.again(&result).await {
-                break result;
-            }
-        };
+        let loaded = through_outage!(
+            OutageRetry::new("loading task", Some(&hard_stop)),
+            self.storage.load_task(&item.job).await
+        );
         let mut task = match loaded {
             Ok(task) => task,
             Err(e) if e.kind() == ErrorKind::TaskNotFound => {
@@ -268,13 +265,10 @@ impl Processor {
         task.state = TaskState::Active;
         task.tried = Some(Timestamp::now());
         task.last_err.clear();
-        let mut outage = OutageRetry::new("marking task active", &hard_stop);
-        let saved = loop {
-            let result = self.storage.save_task(&mut task).await;
-            if !outage.again(&result).await {
-                break result;
-            }
-        };
+        let saved = through_outage!(
+            OutageRetry::new("marking task active", Some(&hard_stop)),
+            self.storage.save_task(&mut task).await
+        );
         let saved = match saved {
             Err(e)
                 if e.kind() == ErrorKind::TaskUpdateFailed
@@ -471,14 +465,10 @@ impl Processor {
                 task.tried = Some(Timestamp::now());
                 task.last_err = e.message().into();
                 // Left `active`, the task would not be tried again before its max run time.
-                let keep_trying = CancellationToken::new();
-                let mut outage = OutageRetry::new("saving failed try", &keep_trying);
-                let saved = loop {
-                    let result = self.storage.save_task(&mut task).await;
-                    if !outage.again(&result).await {
-                        break result;
-                    }
-                };
+                let saved = through_outage!(
+                    OutageRetry::new("saving failed try", None),
+                    self.storage.save_task(&mut task).await
+                );
                 if let Err(e) = saved {
                     tracing::error!(task = %task.id, error = %e, "saving failed try");
                 }
@@ -520,14 +510,10 @@ impl Processor {
     /// is over and worth keeping. False if it could not be stored; the item is then left
     /// unacknowledged so that JetStream redelivers it.
     async fn store_final(&self, task: &mut Task) -> bool {
-        let keep_trying = CancellationToken::new();
-        let mut outage = OutageRetry::new("storing final state", &keep_trying);
-        let stored = loop {
-            let result = self.save_or_discard(task).await;
-            if !outage.again(&result).await {
-                break result;
-            }
-        };
+        let stored = through_outage!(
+            OutageRetry::new("storing final state", None),
+            self.save_or_discard(task).await
+        );
         let Err(e) = stored else { return true };
         // A newer write came first: ours, whose reply was lost in an outage, or another try's after
         // the item was redelivered. If it is final, the task is settled.
@@ -578,17 +564,32 @@ enum Outcome {
 }
 
 /// Paces the repeats of one storage call through a short outage (a server restart, a leader
-/// election) until it succeeds, fails for another reason, or `abandon` fires. Handing the item back
-/// at once is no use then: a NAK sent to a server that is going down is lost, and the item would
-/// wait out the queue's max run time.
+/// election) until it succeeds, fails for another reason, or `abandon` (if any) fires. Handing the
+/// item back at once is no use then: a NAK sent to a server that is going down is lost, and the item
+/// would wait out the queue's max run time.
 struct OutageRetry<'a> {
     what: &'static str,
-    abandon: &'a CancellationToken,
+    abandon: Option<&'a CancellationToken>,
     attempt: u32,
 }
 
+/// Evaluates `$call` (an awaited storage call) until `$retry` says it is not worth repeating, and
+/// gives its last result. A macro because the call borrows from the caller's scope (`&mut task`).
+macro_rules! through_outage {
+    ($retry:expr, $call:expr) => {{
+        let mut retry = $retry;
+        loop {
+            let result = $call;
+            if !retry.again(&result).await {
+                break result;
+            }
+        }
+    }};
+}
+use through_outage;
+
 impl<'a> OutageRetry<'a> {
-    fn new(what: &'static str, abandon: &'a CancellationToken) -> Self {
+    fn new(what: &'static str, abandon: Option<&'a CancellationToken>) -> Self {
         Self {
             what,
             abandon,
@@ -601,15 +602,16 @@ impl<'a> OutageRetry<'a> {
         let Err(e) = result else { return false };
         if e.kind() != ErrorKind::Storage
             || self.attempt >= STORAGE_ATTEMPTS
-            || self.abandon.is_cancelled()
+            || self.abandon.is_some_and(CancellationToken::is_cancelled)
         {
             return false;
         }
         self.attempt += 1;
         tracing::warn!(error = %e, attempt = self.attempt, "{} failed; retrying", self.what);
-        tokio::select! {
-            _ = tokio::time::sleep(storage_retry().delay(self.attempt)) => {}
-            _ = self.abandon.cancelled() => {}
+        let pause = tokio::time::sleep(storage_retry().delay(self.attempt));
+        match self.abandon {
+            Some(abandon) => tokio::select! { _ = pause => {}, _ = abandon.cancelled() => {} },
+            None => pause.await,
         }
         true
     }
