@@ -6,15 +6,45 @@
 
 use std::fmt;
 
-/// What went wrong, as a stable, matchable kind.
-///
-/// The messages follow asyncjobs' error texts where asyncjobs has one, because those texts end up in
-/// task documents (`last_err`) that Go tooling reads.
-///
-/// Deliberately not `#[non_exhaustive]`: the bindings match every kind without a catch-all arm, so a
-/// new kind fails their build until it has its own exception class and JS code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
+/// Defines [`ErrorKind`], its [`ErrorKind::code`] and [`ErrorKind::ALL`] from one list, so the
+/// bindings and their tests see every kind without a hand-kept copy.
+macro_rules! error_kinds {
+    ($(#[$enum_meta:meta])* pub enum ErrorKind { $($(#[$meta:meta])* $kind:ident,)+ }) => {
+        $(#[$enum_meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $($(#[$meta])* $kind,)+
+        }
+
+        impl ErrorKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind,)+];
+
+            /// The stable name of this kind, e.g. `"TaskNotFound"`; bindings expose it as the error code.
+            ///
+            /// # Examples
+            /// ```
+            /// assert_eq!(jetjobs::ErrorKind::TaskNotFound.code(), "TaskNotFound");
+            /// assert!(jetjobs::ErrorKind::ALL.contains(&jetjobs::ErrorKind::Storage));
+            /// ```
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => stringify!($kind),)+
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    /// What went wrong, as a stable, matchable kind.
+    ///
+    /// The messages follow asyncjobs' error texts where asyncjobs has one, because those texts end up in
+    /// task documents (`last_err`) that Go tooling reads.
+    ///
+    /// Deliberately not `#[non_exhaustive]`: the bindings match every kind without a catch-all arm, so a
+    /// new kind fails their build until it has its own exception class and JS code.
+    pub enum ErrorKind {
     /// No task with that id is stored.
     TaskNotFound,
     /// A task type does not match `^[a-zA-Z0-9_:-]+$`.
@@ -67,44 +97,22 @@ pub enum ErrorKind {
     Storage,
     /// Reading a key or seed file failed.
     Io,
-}
-
-impl ErrorKind {
-    /// The stable name of this kind, e.g. `"TaskNotFound"`; bindings expose it as the error code.
-    ///
-    /// # Examples
-    /// ```
-    /// assert_eq!(jetjobs::ErrorKind::TaskNotFound.code(), "TaskNotFound");
-    /// ```
-    pub fn code(self) -> &'static str {
-        match self {
-            ErrorKind::TaskNotFound => "TaskNotFound",
-            ErrorKind::InvalidTaskType => "InvalidTaskType",
-            ErrorKind::InvalidTaskId => "InvalidTaskId",
-            ErrorKind::TaskCannotEnqueue => "TaskCannotEnqueue",
-            ErrorKind::TaskUpdateFailed => "TaskUpdateFailed",
-            ErrorKind::TaskAlreadySigned => "TaskAlreadySigned",
-            ErrorKind::SignatureRequiresQueue => "SignatureRequiresQueue",
-            ErrorKind::TaskNotSigned => "TaskNotSigned",
-            ErrorKind::SignatureInvalid => "SignatureInvalid",
-            ErrorKind::InvalidKey => "InvalidKey",
-            ErrorKind::QueueNotFound => "QueueNotFound",
-            ErrorKind::QueueConsumerNotFound => "QueueConsumerNotFound",
-            ErrorKind::InvalidQueueName => "InvalidQueueName",
-            ErrorKind::DuplicateItem => "DuplicateItem",
-            ErrorKind::DuplicateHandler => "DuplicateHandler",
-            ErrorKind::UnknownRetryPolicy => "UnknownRetryPolicy",
-            ErrorKind::InvalidRetryPolicy => "InvalidRetryPolicy",
-            ErrorKind::UnknownDiscardPolicy => "UnknownDiscardPolicy",
-            ErrorKind::InvalidPayload => "InvalidPayload",
-            ErrorKind::InvalidDocument => "InvalidDocument",
-            ErrorKind::UnknownEventType => "UnknownEventType",
-            ErrorKind::InvalidOption => "InvalidOption",
-            ErrorKind::InProgressNotSupported => "InProgressNotSupported",
-            ErrorKind::Connection => "Connection",
-            ErrorKind::Storage => "Storage",
-            ErrorKind::Io => "Io",
-        }
+    /// A task with that id already exists and is not the task being enqueued.
+    TaskAlreadyExists,
+    /// A task's dependencies cannot be satisfied (e.g. it depends on itself).
+    InvalidDependencies,
+    /// An encoded task document is larger than the server accepts.
+    PayloadTooLarge,
+    /// A KV create found the key already present.
+    KeyExists,
+    /// No value is stored under that KV key.
+    KeyNotFound,
+    /// A compare-and-swap found a newer revision than the one expected.
+    RevisionMismatch,
+    /// The worker or app is already running.
+    AlreadyRunning,
+    /// The connection was closed with `close()` or belongs to a parent process.
+    Closed,
     }
 }
 
@@ -114,7 +122,7 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The error returned by every fallible jetjobs operation.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::task::{Task, TaskState};
 use crate::wire::{self, Timestamp};
 
-/// Wildcard matching every lifecycle event.
-pub const EVENTS_SUBJECT_WILDCARD: &str = "CHORIA_AJ.E.>";
+pub use crate::wire::names::EVENTS_SUBJECT_WILDCARD;
 /// `type` of [`TaskStateChangeEvent`].
 pub const TASK_STATE_EVENT_TYPE: &str = "io.choria.asyncjobs.v1.task_state";
 /// `type` of [`LeaderElectedEvent`].
@@ -137,7 +136,7 @@ impl TaskStateChangeEvent {
 
     /// The subject the event is published on.
     pub fn subject(&self) -> String {
-        format!("CHORIA_AJ.E.task_state.{}", self.task_id)
+        wire::names::event_subject("task_state", &self.task_id)
     }
 }
 

@@ -182,7 +182,7 @@ impl TaskContext {
         };
         let request = target
             .nats
-            .request(target.ack_subject.clone(), Bytes::from_static(b"+WPI"));
+            .request(target.ack_subject.clone(), Bytes::from_static(crate::wire::names::ack::IN_PROGRESS));
         tokio::time::timeout(Duration::from_secs(2), request)
             .await
             .map_err(|e| Error::storage("marking task in progress", e))?

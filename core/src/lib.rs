@@ -33,16 +33,16 @@ mod error;
 mod events;
 mod handler;
 mod mux;
-mod processor;
 mod queue;
 mod retry;
 mod scheduler;
 pub mod signing;
-mod storage;
+mod store;
 mod task;
-mod wire;
+pub mod wire;
+mod worker;
 
-pub use client::{Client, ClientOptions, DEFAULT_CONCURRENCY, StorageAdmin, connect};
+pub use client::{Client, ClientOptions, QueueHandle, StorageAdmin, connect};
 pub use dev_server::DevServer;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{
@@ -51,14 +51,21 @@ pub use events::{
 };
 pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
 pub use mux::{Middleware, Mux, chain};
-pub use queue::{DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_RUN_TIME, DEFAULT_QUEUE_NAME, Queue};
+pub use queue::{
+    DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_RUN_TIME, DEFAULT_QUEUE_NAME, MAX_QUEUE_NAME_LEN, Queue,
+};
 pub use retry::{RETRY_POLICY_NAMES, RetryPolicy};
 pub use scheduler::ScheduledTask;
 pub use signing::{TaskSigner, TaskVerifier};
-pub use storage::{QueueInfo, TasksInfo};
-pub use task::{DEFAULT_MAX_TRIES, Task, TaskResult, TaskState};
+pub use store::{Kv, KvBucket, KvEntry, KvOperation, QueueInfo, TasksInfo};
+pub use task::{
+    DEFAULT_MAX_TRIES, MAX_NAME_LEN, Task, TaskResult, TaskState, validate_task_type,
+};
 pub use tokio_util::sync::CancellationToken;
 pub use wire::{Timestamp, is_valid_name, new_id};
+pub use worker::Worker;
+pub use worker::admission::{Admission, Admit, Permit};
+pub use worker::options::{DEFAULT_CONCURRENCY, DEFAULT_SHUTDOWN_GRACE, WorkerOptions};
 
 /// The README's code blocks, compiled as doctests so they stay true.
 #[cfg(doctest)]

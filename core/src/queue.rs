@@ -5,12 +5,18 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, ErrorKind, Result};
+use crate::wire::is_valid_name;
+
 /// asyncjobs' `DefaultJobRunTime`: how long a handler may run before the item is redelivered.
 pub const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(3600);
 /// asyncjobs' `DefaultQueueMaxConcurrent`.
 pub const DEFAULT_MAX_CONCURRENT: i64 = 100;
 /// Name of the queue used when none is configured.
 pub const DEFAULT_QUEUE_NAME: &str = "DEFAULT";
+/// Longest queue name: its stream name (`CHORIA_AJ_Q_<name>`) must stay a valid file name on the
+/// server.
+pub const MAX_QUEUE_NAME_LEN: usize = 200;
 
 /// A work queue and the limits JetStream enforces on it.
 ///
@@ -116,11 +122,50 @@ impl Queue {
 
     /// The JetStream stream holding this queue's items.
     pub fn stream_name(&self) -> String {
-        format!("CHORIA_AJ_Q_{}", self.name)
+        crate::wire::names::queue_stream(&self.name)
+    }
+
+    /// The settings JetStream is given: zero limits stand for asyncjobs' defaults (1h run time,
+    /// 100 concurrent, unlimited tries and entries). The one place those defaults are applied.
+    pub(crate) fn with_defaults(&self) -> Queue {
+        let mut q = self.clone();
+        if q.max_run_time.is_zero() {
+            q.max_run_time = DEFAULT_MAX_RUN_TIME;
+        }
+        if q.max_concurrent <= 0 {
+            q.max_concurrent = DEFAULT_MAX_CONCURRENT;
+        }
+        if q.max_tries == 0 {
+            q.max_tries = -1;
+        }
+        if q.max_entries <= 0 {
+            q.max_entries = -1;
+        }
+        q
+    }
+
+    /// Fails with `InvalidQueueName` unless the name is usable as a stream and subject token.
+    pub(crate) fn validate_name(name: &str) -> Result<()> {
+        if !is_valid_name(name) {
+            return Err(Error::new(
+                ErrorKind::InvalidQueueName,
+                format!("queue name {name:?} must match ^[a-zA-Z0-9_:-]+$"),
+            ));
+        }
+        if name.len() > MAX_QUEUE_NAME_LEN {
+            return Err(Error::new(
+                ErrorKind::InvalidQueueName,
+                format!(
+                    "queue name is {} bytes long, the limit is {MAX_QUEUE_NAME_LEN}",
+                    name.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The subject an item for `task_id` is published on.
     pub(crate) fn item_subject(&self, task_id: &str) -> String {
-        format!("CHORIA_AJ.Q.{}.{}", self.name, task_id)
+        crate::wire::names::item_subject(&self.name, task_id)
     }
 }

@@ -27,7 +27,8 @@ pub enum RetryPolicy {
         /// Additive jitter factor as asyncjobs defines it.
         jitter: f64,
     },
-    /// `initial · 2ⁿ`, capped at `max`, with up to `jitter · d` taken off at random.
+    /// `initial · 2ⁿ⁻¹` for try `n + 1` (the first retry waits `initial`), capped at `max`, with up
+    /// to `jitter · d` taken off at random.
     Exponential {
         /// Delay after the first failure.
         initial: Duration,
@@ -117,7 +118,8 @@ impl RetryPolicy {
                 max,
                 jitter,
             } => {
-                let factor = 2f64.powi(n.min(62) as i32);
+                // `n` counts deliveries, so the first retry (n = 1) waits `initial`.
+                let factor = 2f64.powi(n.saturating_sub(1).min(62) as i32);
                 let d = (initial.as_nanos() as f64 * factor).min(max.as_nanos() as f64);
                 let off = if *jitter > 0.0 {
                     rng.random_range(0.0..=d * jitter)
@@ -211,11 +213,13 @@ mod tests {
     #[test]
     fn exponential_doubles_and_caps() -> Result<()> {
         let p = RetryPolicy::exponential(Duration::from_millis(100), Duration::from_secs(1), 0.0)?;
-        let got: Vec<_> = (0..6).map(|n| p.delay(n).as_millis()).collect();
+        // The processor passes the delivery count: the first retry (n = 1) waits `initial`.
+        let got: Vec<_> = (1..7).map(|n| p.delay(n).as_millis()).collect();
         assert_eq!(got, vec![100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.delay(0).as_millis(), 100);
         let p = RetryPolicy::exponential(Duration::from_millis(100), Duration::from_secs(1), 0.5)?;
         for _ in 0..200 {
-            let d = p.delay(2).as_millis();
+            let d = p.delay(3).as_millis();
             assert!((200..=400).contains(&d), "{d}");
         }
         assert!(RetryPolicy::exponential(Duration::ZERO, Duration::from_secs(1), 0.1).is_err());

@@ -14,6 +14,9 @@ use crate::wire::{self, Timestamp, base64_bytes, is_valid_name};
 
 /// asyncjobs' `DefaultMaxTries`.
 pub const DEFAULT_MAX_TRIES: i64 = 10;
+/// Longest task id or task type, in bytes. Ids and types travel in subjects, and a NATS server
+/// drops a connection whose protocol line exceeds 4 KiB (`max_control_line`).
+pub const MAX_NAME_LEN: usize = 1024;
 
 /// A task's lifecycle state, with asyncjobs' exact strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -67,6 +70,44 @@ impl TaskState {
             TaskState::Unreachable => "unreachable",
         }
     }
+
+    /// Parses a state name given as a discard state (`complete`/`completed`, `expired` or
+    /// `terminated`); anything else fails with `UnknownDiscardPolicy`, as in asyncjobs.
+    ///
+    /// # Examples
+    /// ```
+    /// use jetjobs::{ErrorKind, TaskState};
+    /// assert_eq!(TaskState::parse_discard("completed")?, TaskState::Complete);
+    /// assert_eq!(TaskState::parse_discard("nope").unwrap_err().kind(), ErrorKind::UnknownDiscardPolicy);
+    /// # Ok::<(), jetjobs::Error>(())
+    /// ```
+    pub fn parse_discard(name: &str) -> Result<Self> {
+        match name.parse::<TaskState>() {
+            Ok(state @ (TaskState::Complete | TaskState::Expired | TaskState::Terminated)) => {
+                Ok(state)
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownDiscardPolicy,
+                format!(
+                    "unknown discard policy {name:?}: only complete, expired or terminated tasks can be discarded"
+                ),
+            )),
+        }
+    }
+
+    /// Every state, in asyncjobs' order.
+    pub const ALL: [TaskState; 10] = [
+        TaskState::Unknown,
+        TaskState::New,
+        TaskState::Active,
+        TaskState::Retry,
+        TaskState::Expired,
+        TaskState::Terminated,
+        TaskState::Complete,
+        TaskState::QueueError,
+        TaskState::Blocked,
+        TaskState::Unreachable,
+    ];
 
     /// True for states no processor will move the task out of on its own.
     pub fn is_final(self) -> bool {
@@ -190,11 +231,13 @@ pub struct Task {
 }
 
 impl Task {
-    /// A new task with a JSON-encoded payload.
+    /// A new task with a JSON-encoded payload. A payload that encodes as JSON `null` (`()`,
+    /// `None`) is stored as no payload, as Go's `NewTask(type, nil)` does.
     pub fn new(task_type: impl Into<String>, payload: &(impl Serialize + ?Sized)) -> Result<Self> {
         let bytes = serde_json::to_vec(payload)
             .map_err(|e| Error::with_source(ErrorKind::InvalidPayload, "encoding payload", e))?;
-        Self::with_raw_payload(task_type, Some(Bytes::from(bytes)))
+        let payload = (bytes != b"null").then(|| Bytes::from(bytes));
+        Self::with_raw_payload(task_type, payload)
     }
 
     /// A new task whose payload bytes are stored as given (or `null` for `None`).
@@ -304,32 +347,78 @@ impl Task {
         ))
     }
 
+    /// Checks what an enqueue needs: valid names, and dependencies that can be satisfied.
     pub(crate) fn validate(&self) -> Result<()> {
         validate_type(&self.task_type)?;
-        validate_id(&self.id)
+        validate_id(&self.id)?;
+        for parent in &self.dependencies {
+            if parent == &self.id {
+                return Err(Error::new(
+                    ErrorKind::InvalidDependencies,
+                    format!("task {} depends on itself and could never run", self.id),
+                ));
+            }
+            validate_id(parent).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidDependencies,
+                    format!("dependency {parent:?} is not a task id: {e}"),
+                )
+            })?;
+        }
+        Ok(())
     }
+}
+
+/// Fails with `InvalidTaskType` unless `task_type` can be enqueued and routed.
+///
+/// # Examples
+/// ```
+/// assert!(jetjobs::validate_task_type("email:send").is_ok());
+/// assert_eq!(
+///     jetjobs::validate_task_type("email.send").unwrap_err().kind(),
+///     jetjobs::ErrorKind::InvalidTaskType
+/// );
+/// ```
+pub fn validate_task_type(task_type: &str) -> Result<()> {
+    validate_type(task_type)
 }
 
 fn validate_type(task_type: &str) -> Result<()> {
-    if is_valid_name(task_type) {
-        Ok(())
-    } else {
-        Err(Error::new(
+    if !is_valid_name(task_type) {
+        return Err(Error::new(
             ErrorKind::InvalidTaskType,
             format!("task type is invalid: must match ^[a-zA-Z0-9_:-]+$, got {task_type:?}"),
-        ))
+        ));
     }
+    if task_type.len() > MAX_NAME_LEN {
+        return Err(Error::new(
+            ErrorKind::InvalidTaskType,
+            format!(
+                "task type is invalid: {} bytes long, the limit is {MAX_NAME_LEN}",
+                task_type.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
-fn validate_id(id: &str) -> Result<()> {
-    if is_valid_name(id) {
-        Ok(())
-    } else {
-        Err(Error::new(
+pub(crate) fn validate_id(id: &str) -> Result<()> {
+    if !is_valid_name(id) {
+        return Err(Error::new(
             ErrorKind::InvalidTaskId,
             format!("task ID is invalid: must match ^[a-zA-Z0-9_:-]+$, got {id:?}"),
-        ))
+        ));
     }
+    if id.len() > MAX_NAME_LEN {
+        return Err(Error::new(
+            ErrorKind::InvalidTaskId,
+            format!(
+                "task ID is invalid: {} bytes long, the limit is {MAX_NAME_LEN}",
+                id.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -366,6 +455,35 @@ mod tests {
             .err()
             .map(|e| e.kind());
         assert_eq!(err, Some(ErrorKind::InvalidTaskId));
+    }
+
+    #[test]
+    fn null_payload_is_no_payload_like_go() -> Result<()> {
+        let t = Task::new("a", &())?;
+        assert_eq!(t.payload, None);
+        let json: serde_json::Value = serde_json::from_slice(&t.to_json()?)
+            .map_err(|e| Error::with_source(ErrorKind::InvalidDocument, "test", e))?;
+        assert_eq!(json["payload"], serde_json::Value::Null);
+        Ok(())
+    }
+
+    #[test]
+    fn overlong_names_and_self_dependencies_are_refused() -> Result<()> {
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        assert_eq!(
+            Task::new(long.as_str(), &1).err().map(|e| e.kind()),
+            Some(ErrorKind::InvalidTaskType)
+        );
+        assert_eq!(
+            Task::new("a", &1)?.with_id(long).err().map(|e| e.kind()),
+            Some(ErrorKind::InvalidTaskId)
+        );
+        let selfish = Task::new("a", &1)?.with_id("me")?.depends_on(["me"]);
+        assert_eq!(
+            selfish.validate().err().map(|e| e.kind()),
+            Some(ErrorKind::InvalidDependencies)
+        );
+        Ok(())
     }
 
     #[test]

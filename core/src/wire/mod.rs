@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub mod names;
+
 /// A timestamp that round-trips Go's `time.Time` JSON form exactly.
 ///
 /// # Examples

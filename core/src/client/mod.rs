@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The client: one NATS connection and its storage, serving any number of queues.
+//!
+//! [`ClientOptions`] connect a [`Client`]; [`Client::open_queue`] gives a [`QueueHandle`] per
+//! queue (enqueue, load, retry, info, purge); a [`Worker`](crate::Worker) consumes queues.
+
+mod admin;
+mod options;
+mod queue;
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::mux::Mux;
+use crate::queue::Queue;
+use crate::signing::{TaskSigner, TaskVerifier};
+use crate::store::{Kv, KvBucket, Storage};
+use crate::task::Task;
+use crate::wire::names::EVENTS_SUBJECT_WILDCARD;
+use crate::worker::Worker;
+use crate::worker::options::WorkerOptions;
+
+pub use admin::StorageAdmin;
+pub use options::ClientOptions;
+pub use queue::QueueHandle;
+
+/// Connects with default options; see [`ClientOptions`].
+pub async fn connect(servers: impl AsRef<str>) -> Result<Client> {
+    ClientOptions::new().connect(servers).await
+}
+
+/// What every enqueue and load of a client applies: signing and verification.
+pub(crate) struct Producer {
+    pub(crate) signer: Option<TaskSigner>,
+    pub(crate) verifier: Option<TaskVerifier>,
+    pub(crate) signatures_optional: bool,
+}
+
+impl Producer {
+    pub(crate) fn verify(&self, task: &Task) -> Result<()> {
+        match &self.verifier {
+            Some(verifier) => verifier.verify(task, self.signatures_optional),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A connected jetjobs client; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    storage: Storage,
+    producer: Arc<Producer>,
+    default_queue: QueueHandle,
+    worker: WorkerOptions,
+}
+
+impl Client {
+    fn new(
+        storage: Storage,
+        producer: Arc<Producer>,
+        default_queue: QueueHandle,
+        worker: WorkerOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(ClientInner {
+                storage,
+                producer,
+                default_queue,
+                worker,
+            }),
+        }
+    }
+
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    /// Creates `queue` unless it exists (or binds to it, for [`Queue::bind`]) and returns a handle
+    /// with the settings the server holds.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(client: jetjobs::Client) -> jetjobs::Result<()> {
+    /// let reports = client.open_queue(jetjobs::Queue::new("REPORTS").max_concurrent(2)).await?;
+    /// reports.enqueue(jetjobs::Task::new("report:build", &42)?).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_queue(&self, queue: Queue) -> Result<QueueHandle> {
+        QueueHandle::open(&self.inner.storage, &self.inner.producer, &queue).await
+    }
+
+    /// The default queue, opened when connecting (see [`ClientOptions::queue`]).
+    pub fn default_queue(&self) -> &QueueHandle {
+        &self.inner.default_queue
+    }
+
+    /// The default queue's settings as the server holds them.
+    pub fn queue(&self) -> &Queue {
+        self.inner.default_queue.settings()
+    }
+
+    /// The underlying NATS connection.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.inner.storage.nats
+    }
+
+    /// Enqueues to the default queue; see [`QueueHandle::enqueue`].
+    pub async fn enqueue(&self, task: Task) -> Result<Task> {
+        self.inner.default_queue.enqueue(task).await
+    }
+
+    /// Loads a task of any queue, verifying its signature when a verification key is configured.
+    pub async fn load_task(&self, id: &str) -> Result<Task> {
+        let task = self.inner.storage.load_task(id).await?;
+        self.inner.producer.verify(&task)?;
+        Ok(task)
+    }
+
+    /// Enqueues a stored task again on the default queue; see [`QueueHandle::retry_task`].
+    pub async fn retry_task(&self, id: &str) -> Result<Task> {
+        self.inner.default_queue.retry_task(id).await
+    }
+
+    /// A worker with the options given to [`ClientOptions`], consuming no queue yet.
+    pub fn worker(&self) -> Worker {
+        Worker::new(self, self.inner.worker.clone())
+    }
+
+    /// Processes tasks of the default queue with `mux` until `shutdown` is cancelled, then shuts
+    /// down gracefully. For several queues, use a [`Worker`].
+    pub async fn run(&self, mux: Mux, shutdown: CancellationToken) -> Result<()> {
+        let mut worker = self.worker();
+        worker.consume(&self.inner.default_queue, mux)?;
+        worker.run(shutdown).await
+    }
+
+    /// Lifecycle events as they are published (not persisted: only events after subscribing).
+    pub async fn events(&self) -> Result<BoxStream<'static, Result<Event>>> {
+        let nats = &self.inner.storage.nats;
+        let subscription = nats
+            .subscribe(EVENTS_SUBJECT_WILDCARD)
+            .await
+            .map_err(|e| Error::storage("subscribing to events", e))?;
+        nats.flush()
+            .await
+            .map_err(|e| Error::storage("subscribing to events", e))?;
+        Ok(subscription.map(|m| Event::from_json(&m.payload)).boxed())
+    }
+
+    /// A key-value bucket, created as `bucket` says unless it exists.
+    pub async fn kv(&self, bucket: &KvBucket) -> Result<Kv> {
+        self.inner.storage.open_kv(bucket).await
+    }
+
+    /// Storage administration: queues and tasks.
+    pub fn admin(&self) -> StorageAdmin {
+        StorageAdmin::new(self.inner.storage.clone())
+    }
+
+    /// Flushes what was published and closes the connection (every clone of this client).
+    /// Workers should be stopped first; calls after this fail with a storage error.
+    pub async fn close(&self) -> Result<()> {
+        self.inner
+            .storage
+            .nats
+            .drain()
+            .await
+            .map_err(|e| Error::storage("closing the connection", e))
+    }
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+//! A handle on one open queue: enqueue to it, load and retry its tasks, read its counts, purge it.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::consumer::PullConsumer;
+
+use crate::client::Producer;
+use crate::error::{Error, ErrorKind, Result};
+use crate::queue::Queue;
+use crate::store::{QueueInfo, Storage};
+use crate::task::{Task, TaskState};
+
+/// One open queue of a [`Client`](crate::Client); cheap to clone.
+#[derive(Clone)]
+pub struct QueueHandle {
+    inner: Arc<QueueInner>,
+}
+
+struct QueueInner {
+    storage: Storage,
+    producer: Arc<Producer>,
+    settings: Queue,
+    consumer: PullConsumer,
+}
+
+impl QueueHandle {
+    pub(crate) async fn open(
+        storage: &Storage,
+        producer: &Arc<Producer>,
+        wanted: &Queue,
+    ) -> Result<Self> {
+        let open = storage.open_queue(wanted).await?;
+        Ok(Self {
+            inner: Arc::new(QueueInner {
+                storage: storage.clone(),
+                producer: producer.clone(),
+                settings: open.settings,
+                consumer: open.consumer,
+            }),
+        })
+    }
+
+    /// The queue's settings as the server holds them.
+    pub fn settings(&self) -> &Queue {
+        &self.inner.settings
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.inner.settings.name
+    }
+
+    pub(crate) fn consumer(&self) -> &PullConsumer {
+        &self.inner.consumer
+    }
+
+    /// Stores the task and its work item; returns the stored task (queue set, signed if
+    /// configured). If the item cannot be stored the task is saved as `queue_error` and the error
+    /// returned.
+    ///
+    /// Enqueueing the same task again (say, after a timeout) finishes the first attempt and
+    /// stores one item. A different task with an id already stored fails with
+    /// `TaskAlreadyExists`.
+    pub async fn enqueue(&self, mut task: Task) -> Result<Task> {
+        task.validate()?;
+        task.queue = self.inner.settings.name.clone();
+        if let Some(signer) = &self.inner.producer.signer
+            && task.signature.is_empty()
+        {
+            signer.sign(&mut task)?;
+        }
+        self.store_and_publish(task, true).await
+    }
+
+    /// Loads a task, verifying its signature when a verification key is configured.
+    pub async fn load_task(&self, id: &str) -> Result<Task> {
+        let task = self.inner.storage.load_task(id).await?;
+        self.inner.producer.verify(&task)?;
+        Ok(task)
+    }
+
+    /// Enqueues a stored task again on this queue, in state `retry` with its tries reset and its
+    /// result cleared; any older work item for it is replaced. This also recovers a task left
+    /// `new` without a work item.
+    pub async fn retry_task(&self, id: &str) -> Result<Task> {
+        let mut task = self.inner.storage.load_task(id).await?;
+        task.state = TaskState::Retry;
+        task.result = None;
+        task.tries = 0;
+        task.queue = self.inner.settings.name.clone();
+        self.store_and_publish(task, false).await
+    }
+
+    /// The queue's settings and item counts, read now.
+    pub async fn info(&self) -> Result<QueueInfo> {
+        self.inner.storage.queue_info(self.name()).await
+    }
+
+    /// Removes every work item of the queue (the task documents stay).
+    pub async fn purge(&self) -> Result<()> {
+        self.inner.storage.purge_queue(self.name()).await
+    }
+
+    async fn store_and_publish(&self, mut task: Task, first_enqueue: bool) -> Result<Task> {
+        if !matches!(
+            task.state,
+            TaskState::New | TaskState::Retry | TaskState::Blocked
+        ) {
+            return Err(Error::new(
+                ErrorKind::TaskCannotEnqueue,
+                format!("cannot enqueue a task in state {:?}", task.state.as_str()),
+            ));
+        }
+        let storage = &self.inner.storage;
+        let mut resumed = false;
+        match storage.save_task(&mut task).await {
+            Ok(()) => {}
+            Err(e) if first_enqueue && e.kind() == ErrorKind::TaskUpdateFailed => {
+                task = self.resume_enqueue(task).await?;
+                resumed = true;
+            }
+            Err(e) => return Err(e),
+        }
+        if let Err(e) = storage.publish_item(&self.inner.settings, &task, first_enqueue).await {
+            // A repeated enqueue finds its item already stored: the task is enqueued.
+            if resumed && e.kind() == ErrorKind::DuplicateItem {
+                return Ok(task);
+            }
+            task.state = TaskState::QueueError;
+            task.last_err = e.to_string();
+            if let Err(save) = storage.save_task(&mut task).await {
+                tracing::error!(task = %task.id, error = %save, "recording queue_error failed");
+            }
+            return Err(e);
+        }
+        Ok(task)
+    }
+
+    /// A first save found a document with this id: if it is this very task, stored by an enqueue
+    /// whose reply was lost, carry on with its work item; otherwise the id is taken.
+    async fn resume_enqueue(&self, task: Task) -> Result<Task> {
+        let stored = self.inner.storage.load_task(&task.id).await?;
+        let same = stored.task_type == task.task_type
+            && stored.created == task.created
+            && stored.payload == task.payload
+            && stored.queue == task.queue
+            && matches!(stored.state, TaskState::New | TaskState::Blocked);
+        if same {
+            return Ok(stored);
+        }
+        Err(Error::new(
+            ErrorKind::TaskAlreadyExists,
+            format!(
+                "a task with id {} already exists (state {:?}, queue {:?}); retry_task enqueues a \
+                 stored task again",
+                task.id,
+                stored.state.as_str(),
+                stored.queue
+            ),
+        ))
+    }
+}

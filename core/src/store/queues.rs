@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Work queues: one work-queue stream per queue with a shared `WORKERS` pull consumer, and the
+//! items (`{"kind":0,"job":"<task id>"}`) published to it.
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, ReplayPolicy, pull};
+use async_nats::jetstream::context::{GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy};
+use async_nats::jetstream::{self, ErrorCode};
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::queue::Queue;
+use crate::store::{Storage, StorageSettings, storage_type};
+use crate::task::Task;
+use crate::wire::names::{QUEUE_CONSUMER, QUEUE_STREAM_PREFIX, queue_stream, queue_subjects};
+
+/// The work-queue message body: `{"kind":0,"job":"<task id>"}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ProcessItem {
+    pub(crate) kind: i64,
+    pub(crate) job: String,
+}
+
+impl ProcessItem {
+    /// Parses a delivered item; `None` for an empty or corrupt body (asyncjobs terminates those).
+    pub(crate) fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Self>(body)
+            .ok()
+            .filter(|i| !i.job.is_empty())
+    }
+}
+
+impl Storage {
+    /// Creates or binds the queue's stream and `WORKERS` consumer. Stream and consumer are as the
+    /// server returned them (their cached info is current), so callers need no further round trips
+    /// to read settings or counts.
+    pub(crate) async fn open_queue(&self, wanted: &Queue) -> Result<OpenQueue> {
+        Queue::validate_name(&wanted.name)?;
+        let stream = if wanted.no_create {
+            self.existing_queue_stream(&wanted.name).await?
+        } else {
+            self.js
+                .get_or_create_stream(queue_stream_config(wanted, &self.settings))
+                .await
+                .map_err(|e| Error::storage("preparing the queue stream", e))?
+        };
+        let consumer: PullConsumer = if wanted.no_create {
+            match stream.get_consumer(QUEUE_CONSUMER).await {
+                Ok(consumer) => consumer,
+                // Only on failure: ask again to tell a missing consumer from a storage error.
+                Err(e) => {
+                    return Err(match stream.consumer_info(QUEUE_CONSUMER).await {
+                        Err(info)
+                            if info.kind()
+                                == jetstream::context::ConsumerInfoErrorKind::NotFound =>
+                        {
+                            Error::new(ErrorKind::QueueConsumerNotFound, "queue consumer not found")
+                        }
+                        _ => Error::storage("loading the queue consumer", e),
+                    });
+                }
+            }
+        } else {
+            stream
+                .get_or_create_consumer(QUEUE_CONSUMER, consumer_config(wanted))
+                .await
+                .map_err(|e| Error::storage("preparing the queue consumer", e))?
+        };
+        let stream_config = &stream.cached_info().config;
+        let consumer_config = &consumer.cached_info().config;
+        let settings = Queue {
+            name: wanted.name.clone(),
+            max_age: stream_config.max_age,
+            max_entries: stream_config.max_messages,
+            discard_old: stream_config.discard == DiscardPolicy::Old,
+            max_tries: consumer_config.max_deliver,
+            max_run_time: consumer_config.ack_wait,
+            max_concurrent: consumer_config.max_ack_pending,
+            no_create: wanted.no_create,
+        };
+        Ok(OpenQueue {
+            settings,
+            stream,
+            consumer,
+        })
+    }
+
+    /// Publishes the work item for `task`, deduplicated by task id when `dedupe` is set: a
+    /// repeated enqueue of one task then stores one item. Retries replace the old item instead.
+    pub(crate) async fn publish_item(&self, queue: &Queue, task: &Task, dedupe: bool) -> Result<()> {
+        let item = ProcessItem {
+            kind: 0,
+            job: task.id.clone(),
+        };
+        let body = crate::wire::to_go_json(&item)?;
+        let mut publish = PublishMessage::build().payload(body.into());
+        if dedupe {
+            publish = publish.message_id(&task.id);
+        }
+        let ack = async {
+            self.js
+                .send_publish(queue.item_subject(&task.id), publish)
+                .await?
+                .await
+        }
+        .await
+        .map_err(|e| match e.kind() {
+            PublishErrorKind::StreamNotFound => queue_not_found(&queue.name),
+            _ => Error::storage("publishing work item", e),
+        })?;
+        if ack.duplicate {
+            return Err(Error::new(
+                ErrorKind::DuplicateItem,
+                "duplicate work queue item",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Names of every queue (streams named `CHORIA_AJ_Q_*`).
+    pub(crate) async fn queue_names(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut stream_names = self.js.stream_names();
+        while let Some(name) = stream_names.next().await {
+            let name = name.map_err(|e| Error::storage("listing streams", e))?;
+            if let Some(queue) = name.strip_prefix(QUEUE_STREAM_PREFIX) {
+                names.push(queue.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The queue's server settings and its item counts.
+    pub(crate) async fn queue_info(&self, name: &str) -> Result<QueueInfo> {
+        let open = self.open_queue(&Queue::bind(name)).await?;
+        let consumer = open.consumer.cached_info();
+        Ok(QueueInfo {
+            items: open.stream.cached_info().state.messages,
+            in_flight: consumer.num_ack_pending as u64,
+            waiting_pulls: consumer.num_waiting as u64,
+            queue: open.settings,
+        })
+    }
+
+    /// Removes every item from the queue.
+    pub(crate) async fn purge_queue(&self, name: &str) -> Result<()> {
+        let stream = self.existing_queue_stream(name).await?;
+        stream
+            .purge()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::storage("purging queue", e))
+    }
+
+    /// Deletes the queue's stream and consumer.
+    pub(crate) async fn delete_queue(&self, name: &str) -> Result<()> {
+        self.existing_queue_stream(name).await?;
+        self.js
+            .delete_stream(queue_stream(name))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::storage("deleting queue", e))
+    }
+
+    /// The queue's stream; `QueueNotFound` only when the server says so, never for an outage.
+    async fn existing_queue_stream(&self, name: &str) -> Result<stream::Stream> {
+        Queue::validate_name(name)?;
+        self.js
+            .get_stream(queue_stream(name))
+            .await
+            .map_err(|e| match e.kind() {
+                GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    queue_not_found(name)
+                }
+                _ => Error::storage(format!("loading the stream of queue {name}"), e),
+            })
+    }
+}
+
+/// An open queue: its settings as the server holds them, its stream and its consumer.
+pub(crate) struct OpenQueue {
+    pub(crate) settings: Queue,
+    pub(crate) stream: stream::Stream,
+    pub(crate) consumer: PullConsumer,
+}
+
+/// A queue's settings as the server holds them, and what is in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueInfo {
+    /// Settings read from the server.
+    pub queue: Queue,
+    /// Items stored (waiting or in flight).
+    pub items: u64,
+    /// Items delivered to a worker and not yet acknowledged.
+    pub in_flight: u64,
+    /// Pull requests waiting for items.
+    pub waiting_pulls: u64,
+}
+
+fn queue_not_found(name: &str) -> Error {
+    Error::new(ErrorKind::QueueNotFound, format!("queue not found: {name}"))
+}
+
+fn queue_stream_config(q: &Queue, settings: &StorageSettings) -> stream::Config {
+    let q = q.with_defaults();
+    stream::Config {
+        name: q.stream_name(),
+        subjects: vec![queue_subjects(&q.name)],
+        description: Some("Choria Async Jobs Work Queue".into()),
+        retention: RetentionPolicy::WorkQueue,
+        max_messages_per_subject: 1,
+        max_age: q.max_age,
+        max_messages: q.max_entries,
+        discard: if q.discard_old {
+            DiscardPolicy::Old
+        } else {
+            DiscardPolicy::New
+        },
+        storage: storage_type(settings.memory),
+        num_replicas: settings.replicas,
+        ..Default::default()
+    }
+}
+
+fn consumer_config(q: &Queue) -> pull::Config {
+    let q = q.with_defaults();
+    pull::Config {
+        durable_name: Some(QUEUE_CONSUMER.into()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: q.max_run_time,
+        max_ack_pending: q.max_concurrent,
+        max_deliver: q.max_tries,
+        deliver_policy: DeliverPolicy::All,
+        replay_policy: ReplayPolicy::Instant,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn process_items_parse_like_asyncjobs() {
+        assert_eq!(
+            ProcessItem::parse(br#"{"kind":0,"job":"abc"}"#).map(|i| i.job),
+            Some("abc".into())
+        );
+        assert!(ProcessItem::parse(b"").is_none());
+        assert!(ProcessItem::parse(b"not json").is_none());
+        assert!(ProcessItem::parse(br#"{"kind":0,"job":""}"#).is_none());
+    }
+
+    #[test]
+    fn queue_defaults_map_to_consumer_limits() {
+        let c = consumer_config(&Queue::new("Q").max_tries(0).max_concurrent(0));
+        assert_eq!(
+            (c.max_deliver, c.max_ack_pending, c.ack_wait),
+            (-1, 100, Duration::from_secs(3600))
+        );
+        let s = queue_stream_config(
+            &Queue::new("Q"),
+            &StorageSettings {
+                memory: true,
+                replicas: 1,
+                task_retention: Duration::ZERO,
+            },
+        );
+        assert_eq!(
+            (s.max_messages, s.discard, s.storage),
+            (-1, DiscardPolicy::New, stream::StorageType::Memory)
+        );
+    }
+}

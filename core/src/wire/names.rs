@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Every stream, subject, bucket, consumer and acknowledgement name asyncjobs uses, defined once.
+
+/// The stream holding one document per task.
+pub const TASKS_STREAM: &str = "CHORIA_AJ_TASKS";
+/// Subjects of [`TASKS_STREAM`].
+pub const TASKS_SUBJECTS: &str = "CHORIA_AJ.T.*";
+/// Prefix of every queue's stream: `CHORIA_AJ_Q_<queue>`.
+pub const QUEUE_STREAM_PREFIX: &str = "CHORIA_AJ_Q_";
+/// The durable pull consumer every worker of a queue shares.
+pub const QUEUE_CONSUMER: &str = "WORKERS";
+/// KV bucket of scheduled tasks and other configuration.
+pub const CONFIG_BUCKET: &str = "CHORIA_AJ_CONFIGURATION";
+/// KV bucket of leader elections.
+pub const ELECTIONS_BUCKET: &str = "CHORIA_AJ_ELECTIONS";
+/// Wildcard matching every lifecycle event.
+pub const EVENTS_SUBJECT_WILDCARD: &str = "CHORIA_AJ.E.>";
+/// Header JetStream uses to deduplicate publishes.
+pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+
+/// The subject a task's document is stored on.
+pub(crate) fn task_subject(id: &str) -> String {
+    format!("CHORIA_AJ.T.{id}")
+}
+
+/// The stream of a queue.
+pub(crate) fn queue_stream(queue: &str) -> String {
+    format!("{QUEUE_STREAM_PREFIX}{queue}")
+}
+
+/// The subjects of a queue's stream.
+pub(crate) fn queue_subjects(queue: &str) -> String {
+    format!("CHORIA_AJ.Q.{queue}.>")
+}
+
+/// The subject of the work item for `task_id` in `queue`.
+pub(crate) fn item_subject(queue: &str, task_id: &str) -> String {
+    format!("CHORIA_AJ.Q.{queue}.{task_id}")
+}
+
+/// The subject of a lifecycle event of `kind` (e.g. `task_state`) about `id`.
+pub(crate) fn event_subject(kind: &str, id: &str) -> String {
+    format!("CHORIA_AJ.E.{kind}.{id}")
+}
+
+/// Acknowledgement bodies, exactly as asyncjobs sends them.
+pub(crate) mod ack {
+    /// Done: the item is removed.
+    pub(crate) const ACK: &[u8] = b"+ACK";
+    /// Never deliver again.
+    pub(crate) const TERM: &[u8] = b"+TERM";
+    /// Still working: restart the redelivery timer.
+    pub(crate) const IN_PROGRESS: &[u8] = b"+WPI";
+
+    /// Deliver again after `delay`.
+    pub(crate) fn nak(delay: std::time::Duration) -> String {
+        format!("-NAK {{\"delay\": {}}}", delay.as_nanos())
+    }
+}

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+//! One delivered work item and its acknowledgements, with asyncjobs' exact bodies.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::wire::names::ack;
+
+/// Fire-and-forget acknowledgement of one delivery.
+pub(crate) struct Delivery {
+    pub(crate) nats: async_nats::Client,
+    /// When this worker got the item: JetStream's redelivery timer runs from about then.
+    pub(crate) received: tokio::time::Instant,
+    pub(crate) ack_subject: Option<String>,
+    /// JetStream's delivery count of the item, 1 for the first delivery.
+    pub(crate) delivered: i64,
+}
+
+impl Delivery {
+    pub(crate) fn new(nats: &async_nats::Client, message: &async_nats::jetstream::Message) -> Self {
+        Self {
+            nats: nats.clone(),
+            received: tokio::time::Instant::now(),
+            ack_subject: message.reply.as_ref().map(|s| s.to_string()),
+            delivered: message.info().map(|i| i.delivered).unwrap_or(1),
+        }
+    }
+
+    async fn reply(&self, body: Bytes) {
+        let Some(subject) = &self.ack_subject else {
+            return;
+        };
+        if let Err(e) = self.nats.publish(subject.clone(), body).await {
+            tracing::warn!(error = %e, "acknowledging work item failed; it will be redelivered");
+        }
+    }
+
+    pub(crate) async fn ack(&self) {
+        self.reply(Bytes::from_static(ack::ACK)).await
+    }
+
+    pub(crate) async fn term(&self) {
+        self.reply(Bytes::from_static(ack::TERM)).await
+    }
+
+    pub(crate) async fn nak(&self, delay: Duration) {
+        self.reply(ack::nak(delay).into()).await
+    }
+
+    /// Restarts JetStream's redelivery timer while the item waits here.
+    pub(crate) async fn in_progress(&self) {
+        self.reply(Bytes::from_static(ack::IN_PROGRESS)).await
+    }
+}

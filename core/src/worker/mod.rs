@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The worker: consumes one or more queues, each under its own `max_concurrent`, all under one
+//! process-wide concurrency budget, and takes every delivery through the decision table
+//! ([`decide`]), the admission step ([`admission`]), the handler and the final save.
+
+pub(crate) mod admission;
+mod decide;
+mod delivery;
+pub(crate) mod options;
+mod outage;
+mod process;
+mod pull;
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Client, QueueHandle};
+use crate::error::{Error, ErrorKind, Result};
+use crate::mux::Mux;
+use crate::worker::options::WorkerOptions;
+
+/// Runs handlers for tasks of one or more queues.
+///
+/// # Examples
+/// ```no_run
+/// # async fn demo() -> jetjobs::Result<()> {
+/// use jetjobs::{CancellationToken, Mux, Queue, Worker, WorkerOptions};
+///
+/// let client = jetjobs::connect("nats://127.0.0.1:4222").await?;
+/// let email = client.open_queue(Queue::new("EMAIL").max_concurrent(20)).await?;
+/// let reports = client.open_queue(Queue::new("REPORTS").max_concurrent(2)).await?;
+///
+/// let mut email_mux = Mux::new();
+/// email_mux.handle("email:", |_ctx, _task| async { Ok(serde_json::json!("sent")) })?;
+/// let mut report_mux = Mux::new();
+/// report_mux.handle("", |_ctx, _task| async { Ok(serde_json::json!("built")) })?;
+///
+/// let mut worker = Worker::new(&client, WorkerOptions::new().concurrency(10));
+/// worker.consume(&email, email_mux)?.consume(&reports, report_mux)?;
+/// worker.run(CancellationToken::new()).await
+/// # }
+/// ```
+pub struct Worker {
+    client: Client,
+    options: WorkerOptions,
+    queues: Vec<(QueueHandle, Mux)>,
+}
+
+impl Worker {
+    /// A worker of `client` with no queues yet.
+    pub fn new(client: &Client, options: WorkerOptions) -> Self {
+        Self {
+            client: client.clone(),
+            options,
+            queues: Vec::new(),
+        }
+    }
+
+    /// Consume `queue`, routing its tasks with `mux`. Its `max_concurrent` caps this worker's
+    /// handlers of that queue, within the worker's concurrency budget.
+    pub fn consume(&mut self, queue: &QueueHandle, mux: Mux) -> Result<&mut Self> {
+        let name = &queue.settings().name;
+        if self.queues.iter().any(|(q, _)| &q.settings().name == name) {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                format!("the worker already consumes queue {name}"),
+            ));
+        }
+        self.queues.push((queue.clone(), mux));
+        Ok(self)
+    }
+
+    /// Runs until `shutdown` is cancelled, then lets running handlers finish within the shutdown
+    /// grace and hands the rest back to their queues.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        self.options.validate()?;
+        if self.queues.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                "the worker consumes no queue",
+            ));
+        }
+        let budget = Arc::new(Semaphore::new(self.options.concurrency));
+        let options = Arc::new(self.options);
+        let mut loops = JoinSet::new();
+        for (queue, mux) in self.queues {
+            let local = queue.settings().max_concurrent.max(1) as usize;
+            let slots = Slots {
+                budget: budget.clone(),
+                queue: Arc::new(Semaphore::new(local.min(options.concurrency))),
+                size: local.min(options.concurrency),
+            };
+            let consumer = pull::QueueConsumer {
+                storage: self.client.storage().clone(),
+                queue: queue.settings().clone(),
+                consumer: queue.consumer().clone(),
+                mux,
+                options: options.clone(),
+                slots,
+            };
+            loops.spawn(consumer.run(shutdown.clone()));
+        }
+        let mut first_error = None;
+        while let Some(done) = loops.join_next().await {
+            let result = done.map_err(|e| {
+                Error::with_source(ErrorKind::Storage, "a queue consumer crashed", e)
+            });
+            if let Err(e) | Ok(Err(e)) = result {
+                // One consumer failing ends the worker's work cleanly rather than half-running it.
+                shutdown.cancel();
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Handler slots of one queue: its own limit and the worker's shared budget.
+#[derive(Clone)]
+pub(crate) struct Slots {
+    budget: Arc<Semaphore>,
+    queue: Arc<Semaphore>,
+    size: usize,
+}
+
+/// One held handler slot.
+pub(crate) struct Slot {
+    _queue: OwnedSemaphorePermit,
+    _budget: OwnedSemaphorePermit,
+}
+
+impl Slots {
+    /// Waits for a slot; `None` once the semaphores are closed.
+    pub(crate) async fn acquire(&self) -> Option<Slot> {
+        // Queue first: a loop waiting on the shared budget then holds only its own queue's slots.
+        let queue = self.queue.clone().acquire_owned().await.ok()?;
+        let budget = self.budget.clone().acquire_owned().await.ok()?;
+        Some(Slot {
+            _queue: queue,
+            _budget: budget,
+        })
+    }
+
+    /// A slot if one is free now.
+    pub(crate) fn try_acquire(&self) -> Option<Slot> {
+        let queue = self.queue.clone().try_acquire_owned().ok()?;
+        let budget = self.budget.clone().try_acquire_owned().ok()?;
+        Some(Slot {
+            _queue: queue,
+            _budget: budget,
+        })
+    }
+
+    /// Most slots this queue can use at once.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+}

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The pull loop of one queue: pulls work items in batches sized to the free handler slots and
+//! hands each to [`process`](super::process), until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use futures::StreamExt as _;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
+use crate::mux::Mux;
+use crate::queue::Queue;
+use crate::store::Storage;
+use crate::worker::Slots;
+use crate::worker::delivery::Delivery;
+use crate::worker::options::WorkerOptions;
+use crate::worker::outage::storage_retry;
+
+/// How long one pull request waits for items before it is renewed.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+/// How often a waiting pull looks for a reconnect, which would have lost its request.
+const RECONNECT_CHECK: Duration = Duration::from_millis(250);
+/// How long freed handler slots are gathered before pulling for them while handlers are busy.
+const PULL_GATHER: Duration = Duration::from_millis(2);
+/// Most items asked for in one pull.
+const MAX_PULL_BATCH: usize = 256;
+
+/// Everything one queue's loop needs, fixed for the duration of one run.
+pub(crate) struct QueueConsumer {
+    pub(crate) storage: Storage,
+    pub(crate) queue: Queue,
+    pub(crate) consumer: PullConsumer,
+    pub(crate) mux: Mux,
+    pub(crate) options: Arc<WorkerOptions>,
+    pub(crate) slots: Slots,
+}
+
+impl QueueConsumer {
+    /// Runs until `shutdown` fires, then lets in-flight handlers finish within the grace period and
+    /// hands the rest back to the queue.
+    pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let this = Arc::new(self);
+        let slots = this.slots.clone();
+        let hard_stop = CancellationToken::new();
+        let mut in_flight = JoinSet::new();
+        let mut pull_failures = 0u32;
+
+        'pulling: while !shutdown.is_cancelled() {
+            let first = tokio::select! {
+                slot = slots.acquire() => match slot { Some(s) => s, None => break },
+                _ = shutdown.cancelled() => break,
+            };
+            let mut permits = vec![first];
+            // Under load, slots free up one handler at a time; gathering them for a moment turns
+            // one pull request per task into one per batch.
+            let gather_until = tokio::time::Instant::now() + PULL_GATHER;
+            while permits.len() < MAX_PULL_BATCH.min(slots.size()) {
+                match slots.try_acquire() {
+                    Some(p) => permits.push(p),
+                    None if in_flight.is_empty() || permits.len() >= slots.size() / 2 => break,
+                    None => match tokio::time::timeout_at(gather_until, slots.acquire()).await {
+                        Ok(Some(p)) => permits.push(p),
+                        _ => break,
+                    },
+                }
+            }
+            let connection = this.connection_count();
+            let batch = this
+                .consumer
+                .batch()
+                .max_messages(permits.len())
+                .expires(PULL_EXPIRES)
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    pull_failures += 1;
+                    this.pause_pulling(pull_failures, &e, &shutdown).await;
+                    continue;
+                }
+            };
+            let mut pull_error = None;
+            let mut reconnect_check = tokio::time::interval(RECONNECT_CHECK);
+            loop {
+                tokio::select! {
+                    next = batch.next() => match next {
+                        Some(Ok(message)) => {
+                            let Some(permit) = permits.pop() else { break };
+                            let this = this.clone();
+                            let hard_stop = hard_stop.clone();
+                            in_flight.spawn(async move { this.process(message, permit, hard_stop).await });
+                        }
+                        Some(Err(e)) => {
+                            pull_error = Some(e);
+                            break;
+                        }
+                        None => break,
+                    },
+                    // A pull request dies with the connection it was sent on, and the client would
+                    // otherwise wait out its expiry before asking again.
+                    _ = reconnect_check.tick() => if this.connection_count() != connection {
+                        tracing::debug!(queue = %this.queue.name, "reconnected; pulling again");
+                        break;
+                    },
+                    _ = shutdown.cancelled() => {
+                        // Items already on their way to this pull are handed straight back.
+                        let drain = async {
+                            while let Some(Ok(message)) = batch.next().await {
+                                Delivery::new(&this.storage.nats, &message).nak(Duration::ZERO).await;
+                            }
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+                        break 'pulling;
+                    }
+                }
+            }
+            while in_flight.try_join_next().is_some() {}
+            match pull_error {
+                Some(e) => {
+                    pull_failures += 1;
+                    this.pause_pulling(pull_failures, &e, &shutdown).await;
+                }
+                None => pull_failures = 0,
+            }
+        }
+
+        let drained = tokio::time::timeout(this.options.shutdown_grace, async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::info!(queue = %this.queue.name, "grace period over; releasing unfinished tasks");
+            hard_stop.cancel();
+            while in_flight.join_next().await.is_some() {}
+        }
+        let _ = this.storage.nats.flush().await;
+        Ok(())
+    }
+
+    /// Backs off after a failed pull: a server that answers every pull with an error (JetStream
+    /// unavailable, a leader election under way) would otherwise be asked again in a tight loop.
+    async fn pause_pulling(
+        &self,
+        failures: u32,
+        error: &(impl std::fmt::Display + Sync),
+        shutdown: &CancellationToken,
+    ) {
+        let pause = storage_retry().delay(failures);
+        tracing::warn!(%error, queue = %self.queue.name, ?pause, "pulling work failed");
+        tokio::select! { _ = tokio::time::sleep(pause) => {}, _ = shutdown.cancelled() => {} }
+    }
+
+    /// Connections made so far by the client; it changes when the client reconnects.
+    fn connection_count(&self) -> u64 {
+        self.storage
+            .nats
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+
+}
