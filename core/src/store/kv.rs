@@ -229,9 +229,9 @@ impl Kv {
         let bucket = self.bucket.clone();
         Ok(watch
             .map(move |entry| {
-                entry.map(KvEntry::from).map_err(|e| {
-                    Error::storage(format!("watching the {bucket} bucket"), e)
-                })
+                entry
+                    .map(KvEntry::from)
+                    .map_err(|e| Error::storage(format!("watching the {bucket} bucket"), e))
             })
             .boxed())
     }

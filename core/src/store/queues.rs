@@ -89,7 +89,12 @@ impl Storage {
 
     /// Publishes the work item for `task`, deduplicated by task id when `dedupe` is set: a
     /// repeated enqueue of one task then stores one item. Retries replace the old item instead.
-    pub(crate) async fn publish_item(&self, queue: &Queue, task: &Task, dedupe: bool) -> Result<()> {
+    pub(crate) async fn publish_item(
+        &self,
+        queue: &Queue,
+        task: &Task,
+        dedupe: bool,
+    ) -> Result<()> {
         let item = ProcessItem {
             kind: 0,
             job: task.id.clone(),

@@ -56,7 +56,10 @@ pub(crate) fn decide(
                 None => return Decision::Defer(queue.max_run_time + STALE_MARGIN),
             }
         }
-        TaskState::Complete | TaskState::Expired | TaskState::Terminated | TaskState::Unreachable => {
+        TaskState::Complete
+        | TaskState::Expired
+        | TaskState::Terminated
+        | TaskState::Unreachable => {
             return Decision::Settle;
         }
         _ => {}
@@ -133,7 +136,9 @@ pub(crate) fn decide_dependencies(
             Parent::Loaded { .. } | Parent::Unavailable => waiting = true,
             Parent::NotFound => return Dependencies::Failed(format!("task not found: {id}")),
             Parent::Unverified(error) => {
-                return Dependencies::Failed(format!("dependency {id} failed verification: {error}"));
+                return Dependencies::Failed(format!(
+                    "dependency {id} failed verification: {error}"
+                ));
             }
         }
     }
@@ -304,7 +309,10 @@ mod tests {
         ] {
             assert_eq!(
                 decide_dependencies(
-                    [("a".to_string(), done.clone()), ("b".into(), loaded(waiting))],
+                    [
+                        ("a".to_string(), done.clone()),
+                        ("b".into(), loaded(waiting))
+                    ],
                     true
                 ),
                 Dependencies::Waiting,

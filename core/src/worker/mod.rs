@@ -105,9 +105,8 @@ impl Worker {
         }
         let mut first_error = None;
         while let Some(done) = loops.join_next().await {
-            let result = done.map_err(|e| {
-                Error::with_source(ErrorKind::Storage, "a queue consumer crashed", e)
-            });
+            let result = done
+                .map_err(|e| Error::with_source(ErrorKind::Storage, "a queue consumer crashed", e));
             if let Err(e) | Ok(Err(e)) = result {
                 // One consumer failing ends the worker's work cleanly rather than half-running it.
                 shutdown.cancel();

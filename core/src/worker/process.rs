@@ -399,7 +399,6 @@ impl QueueConsumer {
     }
 }
 
-
 fn panicked(panic: Box<dyn std::any::Any + Send>) -> HandlerError {
     let text = panic
         .downcast_ref::<&str>()

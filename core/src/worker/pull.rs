@@ -162,6 +162,4 @@ impl QueueConsumer {
             .connects
             .load(std::sync::atomic::Ordering::Relaxed)
     }
-
-
 }
