@@ -153,11 +153,21 @@ impl PyClientOptions {
 #[pyclass(module = "jetjobs._native", name = "Client", frozen)]
 pub(crate) struct PyClient {
     inner: jetjobs::Client,
+    /// The process that connected it; a forked child must connect again.
+    pid: u32,
 }
 
 impl PyClient {
     fn new(inner: jetjobs::Client) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            pid: std::process::id(),
+        }
+    }
+
+    /// The connected client, unless this is a forked child of the process that connected it.
+    fn live(&self) -> PyResult<&jetjobs::Client> {
+        runtime::same_process(self.pid).map(|()| &self.inner)
     }
 }
 
@@ -174,7 +184,7 @@ impl PyClient {
     /// Stores the task and its work item; returns the stored task (queue set, signed if
     /// configured).
     fn enqueue<'py>(&self, py: Python<'py>, task: &PyTask) -> PyResult<Bound<'py, PyAny>> {
-        let (client, task) = (self.inner.clone(), task.inner.clone());
+        let (client, task) = (self.live()?.clone(), task.inner.clone());
         runtime::future_into_py(py, async move {
             client.enqueue(task).await.py().map(PyTask::new)
         })
@@ -182,7 +192,7 @@ impl PyClient {
 
     /// `enqueue` for synchronous code: blocks (without the GIL) until stored.
     fn enqueue_blocking(&self, py: Python<'_>, task: &PyTask) -> PyResult<PyTask> {
-        let (client, task) = (self.inner.clone(), task.inner.clone());
+        let (client, task) = (self.live()?.clone(), task.inner.clone());
         runtime::block_on(py, async move { client.enqueue(task).await })
             .py()
             .map(PyTask::new)
@@ -190,7 +200,7 @@ impl PyClient {
 
     /// Loads a task by id (verifying its signature when a verification key is set).
     fn load_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.inner.clone();
+        let client = self.live()?.clone();
         runtime::future_into_py(py, async move {
             client.load_task(&id).await.py().map(PyTask::new)
         })
@@ -198,7 +208,7 @@ impl PyClient {
 
     /// Enqueues a stored task again, in state `retry` with its tries reset.
     fn retry_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.inner.clone();
+        let client = self.live()?.clone();
         runtime::future_into_py(py, async move {
             client.retry_task(&id).await.py().map(PyTask::new)
         })
@@ -217,7 +227,7 @@ impl PyClient {
         mux.slot.install(Dispatcher::new(py, &locals)?)?;
         let uninstall = Uninstall(mux.slot.clone());
         let (client, routes, shutdown) =
-            (self.inner.clone(), mux.snapshot(), shutdown.inner.clone());
+            (self.live()?.clone(), mux.snapshot(), shutdown.inner.clone());
         runtime::future_into_py_with_locals(py, locals, async move {
             let result = client.run(routes, shutdown).await.py();
             drop(uninstall);
@@ -227,17 +237,18 @@ impl PyClient {
 
     /// Lifecycle events published from now on, as an async iterator.
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.inner.clone();
+        let client = self.live()?.clone();
         runtime::future_into_py(py, async move {
             client.events().await.py().map(PyEventStream::new)
         })
     }
 
     /// Storage administration: queues and tasks.
-    fn admin(&self) -> PyStorageAdmin {
-        PyStorageAdmin {
-            inner: self.inner.admin(),
-        }
+    fn admin(&self) -> PyResult<PyStorageAdmin> {
+        Ok(PyStorageAdmin {
+            inner: self.live()?.admin(),
+            pid: self.pid,
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -258,19 +269,27 @@ impl Drop for Uninstall {
 #[pyclass(module = "jetjobs._native", name = "StorageAdmin", frozen)]
 pub(crate) struct PyStorageAdmin {
     inner: jetjobs::StorageAdmin,
+    /// The process that connected it; a forked child must connect again.
+    pid: u32,
+}
+
+impl PyStorageAdmin {
+    fn live(&self) -> PyResult<&jetjobs::StorageAdmin> {
+        runtime::same_process(self.pid).map(|()| &self.inner)
+    }
 }
 
 #[pymethods]
 impl PyStorageAdmin {
     /// Names of all queues.
     fn queue_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let admin = self.inner.clone();
+        let admin = self.live()?.clone();
         runtime::future_into_py(py, async move { admin.queue_names().await.py() })
     }
 
     /// A queue's settings and item counts.
     fn queue_info<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
-        let admin = self.inner.clone();
+        let admin = self.live()?.clone();
         runtime::future_into_py(py, async move {
             admin
                 .queue_info(&name)
@@ -282,7 +301,7 @@ impl PyStorageAdmin {
 
     /// Creates a queue (or loads it if it exists) and returns the server's settings.
     fn create_queue<'py>(&self, py: Python<'py>, queue: &PyQueue) -> PyResult<Bound<'py, PyAny>> {
-        let (admin, queue) = (self.inner.clone(), queue.inner.clone());
+        let (admin, queue) = (self.live()?.clone(), queue.inner.clone());
         runtime::future_into_py(py, async move {
             admin
                 .create_queue(&queue)
@@ -294,20 +313,20 @@ impl PyStorageAdmin {
 
     /// Removes every item from a queue.
     fn purge_queue<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
-        let admin = self.inner.clone();
+        let admin = self.live()?.clone();
         runtime::future_into_py(py, async move { admin.purge_queue(&name).await.py() })
     }
 
     /// Deletes a queue.
     fn delete_queue<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
-        let admin = self.inner.clone();
+        let admin = self.live()?.clone();
         runtime::future_into_py(py, async move { admin.delete_queue(&name).await.py() })
     }
 
     /// Up to `limit` tasks.
     #[pyo3(signature = (limit=1000))]
     fn tasks<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
-        let admin = self.inner.clone();
+        let admin = self.live()?.clone();
         runtime::future_into_py(py, async move {
             admin
                 .tasks(limit)
@@ -319,7 +338,7 @@ impl PyStorageAdmin {
 
     /// Size of the tasks store.
     fn tasks_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let admin = self.inner.clone();
+        let admin = self.live()?.clone();
         runtime::future_into_py(py, async move {
             admin
                 .tasks_info()
@@ -331,7 +350,7 @@ impl PyStorageAdmin {
 
     /// Deletes a task document (its work item, if any, is terminated when delivered).
     fn delete_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
-        let admin = self.inner.clone();
+        let admin = self.live()?.clone();
         runtime::future_into_py(py, async move { admin.delete_task(&id).await.py() })
     }
 }

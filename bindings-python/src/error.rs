@@ -69,6 +69,14 @@ kinds! {
     Connection: "Connecting to NATS failed.",
     Storage: "A JetStream or NATS request failed or timed out.",
     Io: "Reading a key or seed file, or starting a server, failed.",
+    TaskAlreadyExists: "A different task with that id is already stored.",
+    InvalidDependencies: "A task's dependencies can never be satisfied (it depends on itself).",
+    PayloadTooLarge: "The task document is larger than the server accepts.",
+    KeyExists: "A KV create found the key already present.",
+    KeyNotFound: "No value is stored under that KV key.",
+    RevisionMismatch: "A compare-and-swap found a newer revision than the one expected.",
+    AlreadyRunning: "The worker or app is already running.",
+    Closed: "The client was closed, or belongs to the parent of a forked process.",
 }
 
 /// The exception for a core error, with the core's message and its source chained as `__cause__`.

@@ -43,31 +43,36 @@ impl PyEventStream {
         slf
     }
 
-    /// The next event; a malformed or unknown event raises its error and the stream goes on.
+    /// The next event. A malformed or unknown event is skipped with a warning on the `jetjobs`
+    /// logger (as `ajc tasks watch` does), so one bad message never ends the iteration.
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let (stream, closed) = (self.stream.clone(), self.closed.clone());
         runtime::future_into_py(py, async move {
             let mut guard = stream.lock().await;
-            let next = match guard.as_mut() {
-                None => None,
-                Some(events) => tokio::select! {
-                    next = events.next() => next,
-                    _ = closed.cancelled() => None,
-                },
-            };
-            match next {
-                Some(event) => Ok(match event.py()? {
-                    jetjobs::Event::TaskState(inner) => {
-                        PyEvent::TaskState(PyTaskStateChangeEvent { inner })
+            loop {
+                let next = match guard.as_mut() {
+                    None => None,
+                    Some(events) => tokio::select! {
+                        next = events.next() => next,
+                        _ = closed.cancelled() => None,
+                    },
+                };
+                return match next {
+                    Some(Err(e)) => {
+                        warn_skipped(&e);
+                        continue;
                     }
-                    jetjobs::Event::LeaderElected(inner) => {
-                        PyEvent::LeaderElected(PyLeaderElectedEvent { inner })
+                    Some(Ok(jetjobs::Event::TaskState(inner))) => {
+                        Ok(PyEvent::TaskState(PyTaskStateChangeEvent { inner }))
                     }
-                }),
-                None => {
-                    *guard = None;
-                    Err(PyStopAsyncIteration::new_err(()))
-                }
+                    Some(Ok(jetjobs::Event::LeaderElected(inner))) => {
+                        Ok(PyEvent::LeaderElected(PyLeaderElectedEvent { inner }))
+                    }
+                    None => {
+                        *guard = None;
+                        Err(PyStopAsyncIteration::new_err(()))
+                    }
+                };
             }
         })
     }
@@ -79,6 +84,20 @@ impl PyEventStream {
             *guard = None;
         }
     }
+}
+
+/// Logs an event the stream could not read on Python's `jetjobs` logger.
+fn warn_skipped(err: &jetjobs::Error) {
+    let message = format!("skipped a lifecycle event that could not be read: {err}");
+    runtime::attach(|py| {
+        let logged = py
+            .import(pyo3::intern!(py, "logging"))
+            .and_then(|logging| logging.call_method1(pyo3::intern!(py, "getLogger"), ("jetjobs",)))
+            .and_then(|logger| logger.call_method1(pyo3::intern!(py, "warning"), (message,)));
+        if let Err(e) = logged {
+            e.write_unraisable(py, None);
+        }
+    });
 }
 
 /// Published after every stored state change of a task.

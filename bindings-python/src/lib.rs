@@ -30,6 +30,13 @@ fn is_valid_name(name: &str) -> bool {
     jetjobs::is_valid_name(name)
 }
 
+/// True for states no worker moves a task out of on its own (the engine's `TaskState::is_final`).
+/// Raises `InvalidDocument` for a string that is not a task state.
+#[pyfunction]
+fn is_final_state(state: &str) -> PyResult<bool> {
+    task::state_from_str(state).map(jetjobs::TaskState::is_final)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -56,6 +63,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
     m.add_function(wrap_pyfunction!(new_id, m)?)?;
     m.add_function(wrap_pyfunction!(is_valid_name, m)?)?;
+    m.add_function(wrap_pyfunction!(is_final_state, m)?)?;
 
     m.add("JetJobsError", py.get_type::<error::JetJobsError>())?;
     m.add("TerminateTask", py.get_type::<error::TerminateTask>())?;
@@ -63,6 +71,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         class.setattr("code", code)?;
         m.add(code, class)?;
     }
+    // The engine's own list, so the tests can check every kind has its class here.
+    let codes: Vec<&str> = jetjobs::ErrorKind::ALL.iter().map(|k| k.code()).collect();
+    m.add("ERROR_CODES", codes)?;
 
     // Not exported: runs once, at interpreter exit.
     let before_exit = wrap_pyfunction!(runtime::before_exit, m)?;

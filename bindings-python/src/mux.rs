@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
 use crate::error::IntoPyResult as _;
@@ -35,7 +36,8 @@ impl PyMux {
 
     /// Registers `handler(task)` for `task_type` (a type or a prefix). An async handler (`is_async`,
     /// detected when not given) runs on the worker's event loop; a sync one in a worker thread.
-    /// Raises `DuplicateHandler` if the type already has one.
+    /// Raises `TypeError` if `handler` is not callable and `DuplicateHandler` if the type already
+    /// has one.
     #[pyo3(signature = (task_type, handler, *, is_async=None))]
     fn handle(
         &self,
@@ -44,6 +46,11 @@ impl PyMux {
         handler: Py<PyAny>,
         is_async: Option<bool>,
     ) -> PyResult<()> {
+        if !handler.bind(py).is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "the handler for {task_type:?} is not callable"
+            )));
+        }
         let is_async = match is_async {
             Some(a) => a,
             None => py

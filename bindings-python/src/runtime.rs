@@ -47,6 +47,20 @@ pub(crate) fn runtime() -> &'static Runtime {
     }
 }
 
+/// `Ok` in the process that made a connection (`pid`); in a child made by `os.fork()` a clear
+/// `Connection` error, since the connection's tasks ran on the parent's runtime and every call
+/// would otherwise wait for a reply that never comes.
+pub(crate) fn same_process(pid: u32) -> PyResult<()> {
+    if std::process::id() == pid {
+        return Ok(());
+    }
+    Err(crate::error::to_py(jetjobs::Error::new(
+        jetjobs::ErrorKind::Connection,
+        "this client was connected in another process (before os.fork()): connect again in \
+         this one",
+    )))
+}
+
 /// [`pyo3_async_runtimes`]' generic API on [`runtime`].
 pub(crate) struct JetRuntime;
 

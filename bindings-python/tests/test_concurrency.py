@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
+from datetime import timedelta
+
+import pytest
 
 import jetjobs
 
@@ -90,3 +94,32 @@ async def test_queue_max_concurrent_holds_across_workers(make_app: MakeApp) -> N
         tasks = await wait_final(apps[0], ids)
     assert {t.state for t in tasks} == {"complete"}
     assert gauge.peak == 2
+
+
+async def test_sync_handlers_that_overrun_their_deadline_never_exceed_the_limit(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each first try blocks well past the queue's max run time; the engine gives up on it and
+    # delivers the task again while the thread still runs. The bodies running at once must
+    # still never exceed the worker's concurrency.
+    queue = jetjobs.Queue("OVERRUN", max_run_time=timedelta(milliseconds=300), max_tries=20)
+    app = make_app(queue, concurrency=2)
+    gauge = Gauge()
+
+    @app.task("work")
+    def work(task: jetjobs.Task) -> None:
+        gauge.enter()
+        try:
+            if task.tries == 1:
+                time.sleep(1.0)
+        finally:
+            gauge.leave()
+
+    with caplog.at_level(logging.WARNING, logger="jetjobs"):
+        ids = [(await app.enqueue("work", i)).id for i in range(4)]
+        async with running(app):
+            tasks = await wait_final(app, ids, timeout=60)
+    assert {t.state for t in tasks} == {"complete"}
+    assert any(t.tries > 1 for t in tasks)  # some try did overrun and was delivered again
+    assert gauge.peak <= 2
+    assert any("overran its deadline" in r.getMessage() for r in caplog.records)

@@ -282,7 +282,8 @@ def test_queue_and_retry_policy_options() -> None:
     fixed = jetjobs.RetryPolicy.intervals([timedelta(seconds=2)], 0.0)
     assert timedelta(0) < fixed.delay(5) <= timedelta(seconds=2)
     backoff = jetjobs.RetryPolicy.exponential(0.1, 1.0)
-    assert [backoff.delay(n) for n in range(5)] == [
+    # `n` is the delivery count: the first retry (after delivery 1) waits the initial delay.
+    assert [backoff.delay(n) for n in range(1, 6)] == [
         timedelta(milliseconds=ms) for ms in (100, 200, 400, 800, 1000)
     ]
     linear = jetjobs.RetryPolicy.linear(10, timedelta(seconds=1), timedelta(seconds=11), 0.0)

@@ -71,6 +71,10 @@ impl Mux {
         middleware: Vec<Middleware>,
     ) -> Result<&mut Self> {
         let task_type = task_type.into();
+        // "" is the catch-all; any other route must be a type (or prefix) a task can have.
+        if !task_type.is_empty() {
+            crate::task::validate_task_type(&task_type)?;
+        }
         if self.routes.iter().any(|r| r.task_type == task_type) {
             return Err(Error::new(
                 ErrorKind::DuplicateHandler,
@@ -199,6 +203,12 @@ mod tests {
             .err()
             .map(|e| e.kind());
         assert_eq!(dup, Some(ErrorKind::DuplicateHandler));
+        // A type no task can have is refused when registered, not found out when tasks expire.
+        let unroutable = mux
+            .handle_with("email.send", echo("x"), vec![])
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(unroutable, Some(ErrorKind::InvalidTaskType));
         Ok(())
     }
 

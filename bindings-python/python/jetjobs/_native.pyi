@@ -18,19 +18,23 @@ __all__ = [
     "DEFAULT_MAX_RUN_TIME",
     "DEFAULT_MAX_TRIES",
     "DEFAULT_QUEUE_NAME",
+    "ERROR_CODES",
     "EVENTS_SUBJECT_WILDCARD",
     "LEADER_ELECTED_EVENT_TYPE",
     "RETRY_POLICY_NAMES",
     "TASK_STATE_EVENT_TYPE",
+    "AlreadyRunning",
     "CancellationToken",
     "Client",
     "ClientOptions",
+    "Closed",
     "Connection",
     "DevServer",
     "DuplicateHandler",
     "DuplicateItem",
     "EventStream",
     "InProgressNotSupported",
+    "InvalidDependencies",
     "InvalidDocument",
     "InvalidKey",
     "InvalidOption",
@@ -41,18 +45,23 @@ __all__ = [
     "InvalidTaskType",
     "Io",
     "JetJobsError",
+    "KeyExists",
+    "KeyNotFound",
     "LeaderElectedEvent",
     "Mux",
+    "PayloadTooLarge",
     "Queue",
     "QueueConsumerNotFound",
     "QueueInfo",
     "QueueNotFound",
     "RetryPolicy",
+    "RevisionMismatch",
     "SignatureInvalid",
     "SignatureRequiresQueue",
     "Storage",
     "StorageAdmin",
     "Task",
+    "TaskAlreadyExists",
     "TaskAlreadySigned",
     "TaskCannotEnqueue",
     "TaskContext",
@@ -69,6 +78,7 @@ __all__ = [
     "UnknownEventType",
     "UnknownRetryPolicy",
     "__version__",
+    "is_final_state",
     "is_valid_name",
     "new_id",
 ]
@@ -80,12 +90,14 @@ DEFAULT_MAX_RUN_TIME: Final[timedelta]
 DEFAULT_MAX_TRIES: Final[int]
 DEFAULT_QUEUE_NAME: Final[str]
 RETRY_POLICY_NAMES: Final[list[str]]
+ERROR_CODES: Final[list[str]]
 EVENTS_SUBJECT_WILDCARD: Final[str]
 TASK_STATE_EVENT_TYPE: Final[str]
 LEADER_ELECTED_EVENT_TYPE: Final[str]
 
 def new_id() -> str: ...
 def is_valid_name(name: str) -> bool: ...
+def is_final_state(state: str) -> bool: ...
 
 class JetJobsError(Exception):
     code: str
@@ -117,6 +129,14 @@ class InProgressNotSupported(JetJobsError): ...
 class Connection(JetJobsError): ...
 class Storage(JetJobsError): ...
 class Io(JetJobsError): ...
+class TaskAlreadyExists(JetJobsError): ...
+class InvalidDependencies(JetJobsError): ...
+class PayloadTooLarge(JetJobsError): ...
+class KeyExists(JetJobsError): ...
+class KeyNotFound(JetJobsError): ...
+class RevisionMismatch(JetJobsError): ...
+class AlreadyRunning(JetJobsError): ...
+class Closed(JetJobsError): ...
 
 @final
 class Task:

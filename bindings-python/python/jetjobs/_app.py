@@ -1,0 +1,448 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``App``: connection options, handler registration, producing, and the worker that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar, Union
+
+from ._native import (
+    DEFAULT_CONCURRENCY,
+    CancellationToken,
+    Client,
+    ClientOptions,
+    EventStream,
+    Mux,
+    Queue,
+    RetryPolicy,
+    StorageAdmin,
+    Task,
+    TaskSigner,
+    TaskVerifier,
+    is_valid_name,
+)
+from ._routes import Decoder, Encoder, Handler, Middleware, Route
+from ._states import TaskState
+from ._threads import HandlerThreads
+from .errors import InvalidTaskType
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+"""Where :class:`App` connects when no URL is given."""
+
+_PathLike = Union[str, "os.PathLike[str]"]
+_Duration = Union[timedelta, float]
+_H = TypeVar("_H", bound=Callable[..., Any])
+_log = logging.getLogger("jetjobs")
+
+
+async def connect(url: str = DEFAULT_URL, **options: Any) -> Client:
+    """Connect a :class:`Client`; ``options`` are :class:`ClientOptions` keywords."""
+    return await ClientOptions(**options).connect(url)
+
+
+def _signer(key: TaskSigner | str | bytes | None, seed_file: _PathLike | None) -> TaskSigner | None:
+    if key is not None and seed_file is not None:
+        raise ValueError("give signing_key or signing_seed_file, not both")
+    if seed_file is not None:
+        return TaskSigner.from_seed_file(seed_file)
+    if isinstance(key, str):
+        return TaskSigner.from_hex(key)
+    if isinstance(key, (bytes, bytearray)):
+        return TaskSigner.from_bytes(bytes(key))
+    return key
+
+
+def _verifier(
+    key: TaskVerifier | str | bytes | None, key_file: _PathLike | None
+) -> TaskVerifier | None:
+    if key is not None and key_file is not None:
+        raise ValueError("give verification_key or verification_key_file, not both")
+    if key_file is not None:
+        return TaskVerifier.from_file(key_file)
+    if isinstance(key, str):
+        return TaskVerifier.from_hex(key)
+    if isinstance(key, (bytes, bytearray)):
+        return TaskVerifier.from_bytes(bytes(key))
+    return key
+
+
+class App:
+    """A jetjobs application: connection options, handlers, and the worker that runs them.
+
+    Every option maps to the engine's: ``queue`` (a :class:`Queue` or a name) is the queue to
+    enqueue to and work on, ``retry_policy`` a :class:`RetryPolicy` or one of
+    :data:`RETRY_POLICY_NAMES`, ``concurrency`` the handlers this worker runs at once. Signing takes
+    a :class:`TaskSigner`, hex text or raw bytes (or a seed file); verification likewise, with
+    ``signatures_optional`` to accept unsigned tasks. ``discard`` lists final states whose tasks are
+    deleted instead of kept. ``encoder`` turns payloads into bytes (default: JSON) and ``decoder``
+    turns them back for handlers (default: JSON).
+
+    The connection is made on first use, from any event loop or thread.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        queue: Queue | str | None = None,
+        retry_policy: RetryPolicy | str | None = None,
+        concurrency: int | None = None,
+        connection_name: str | None = None,
+        credentials_file: _PathLike | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        tls_ca: _PathLike | None = None,
+        tls_cert: _PathLike | None = None,
+        tls_key: _PathLike | None = None,
+        memory_storage: bool = False,
+        replicas: int | None = None,
+        task_retention: _Duration | None = None,
+        signing_key: TaskSigner | str | bytes | None = None,
+        signing_seed_file: _PathLike | None = None,
+        verification_key: TaskVerifier | str | bytes | None = None,
+        verification_key_file: _PathLike | None = None,
+        signatures_optional: bool = False,
+        discard: Iterable[TaskState | str] = (),
+        shutdown_grace: _Duration | None = None,
+        encoder: Encoder | None = None,
+        decoder: Decoder | None = None,
+    ) -> None:
+        self.url = url
+        self.options = ClientOptions(
+            queue=queue,
+            retry_policy=retry_policy,
+            concurrency=concurrency,
+            connection_name=connection_name,
+            credentials_file=credentials_file,
+            user=user,
+            password=password,
+            token=token,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            memory_storage=memory_storage,
+            replicas=replicas,
+            task_retention=task_retention,
+            signing_key=_signer(signing_key, signing_seed_file),
+            verification_key=_verifier(verification_key, verification_key_file),
+            signatures_optional=signatures_optional,
+            discard_states=[str(s) for s in discard],
+            shutdown_grace=shutdown_grace,
+        )
+        self.mux = Mux()
+        self._encoder = encoder
+        self._decoder = decoder
+        self._middleware: list[Middleware] = []
+        self._routes: list[Route] = []
+        self._threads = HandlerThreads(DEFAULT_CONCURRENCY if concurrency is None else concurrency)
+        self._client: Client | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._running: set[CancellationToken] = set()
+
+    # --- handlers --------------------------------------------------------------------------
+
+    def task(self, task_type: str, *, middleware: Sequence[Middleware] = ()) -> Callable[[_H], _H]:
+        """Register the decorated function for ``task_type`` (an exact type or a prefix).
+
+        ``async def`` handlers run on the worker's event loop; plain functions run in a worker
+        thread and never block it. The return value (JSON-serialisable) becomes the task result;
+        ``raise TerminateTask(reason)`` terminates the task; any other exception is a failed try,
+        retried per the retry policy, with ``"<type>: <message>"`` in ``last_err``.
+        """
+
+        def register(handler: _H) -> _H:
+            self.handle(task_type, handler, middleware=middleware)
+            return handler
+
+        return register
+
+    def handle(
+        self, task_type: str, handler: Handler, *, middleware: Sequence[Middleware] = ()
+    ) -> None:
+        """Register ``handler`` for ``task_type``, like :meth:`task` without the decorator.
+
+        Raises ``InvalidTaskType`` for a type no task can have (``""`` is the catch-all route),
+        ``TypeError`` for a handler that is not callable and ``DuplicateHandler`` if the type
+        already has a handler.
+        """
+        if task_type and not is_valid_name(task_type):
+            raise InvalidTaskType(
+                f"cannot route task type {task_type!r}: a task type or prefix must match "
+                "^[a-zA-Z0-9_:-]+$ (or be '' to catch every type)"
+            )
+        if not callable(handler):
+            raise TypeError(
+                f"the handler for {task_type!r} must be callable, not {type(handler).__name__}"
+            )
+        route = Route(task_type, handler, middleware, self._decoder, self._threads)
+        route.chain = route.compose(self._middleware)
+        # Every route is async to the engine: sync handlers run on `self._threads`.
+        self.mux.handle(task_type, route, is_async=True)
+        self._routes.append(route)
+
+    def middleware(self, middleware: Middleware) -> Middleware:
+        """Add app-wide middleware (usable as a decorator), outside every route's own.
+
+        Middleware is called as ``middleware(task, call_next)`` and returns the result, usually
+        ``call_next(task)``'s; returning without calling it short-circuits the handler. For async
+        handlers it may be ``async def`` (then ``await call_next(task)``); a sync middleware in an
+        async chain returns ``call_next(task)`` unawaited. Sync handlers need sync middleware.
+        """
+        chains = [route.compose([*self._middleware, middleware]) for route in self._routes]
+        self._middleware.append(middleware)
+        for route, chain in zip(self._routes, chains):
+            route.chain = chain
+        return middleware
+
+    def route_for(self, task_type: str) -> str | None:
+        """The registered type that ``task_type`` routes to, if any."""
+        return self.mux.route_for(task_type)
+
+    # --- producing -------------------------------------------------------------------------
+
+    def _make_task(
+        self,
+        task: str | Task,
+        payload: Any,
+        *,
+        id: str | None,
+        deadline: datetime | timedelta | str | None,
+        max_tries: int | None,
+        depends_on: Iterable[str | Task],
+        load_dependency_results: bool,
+    ) -> Task:
+        if isinstance(task, Task):
+            if payload is not None:
+                raise TypeError("give a Task or a task type and its payload, not both")
+            return task
+        if isinstance(payload, (bytearray, memoryview)):
+            payload = bytes(payload)
+        elif self._encoder is not None and not isinstance(payload, bytes):
+            payload = self._encoder(payload)
+        parents = [d.id if isinstance(d, Task) else d for d in depends_on]
+        return Task(
+            task,
+            payload,
+            id=id,
+            deadline=deadline,
+            max_tries=max_tries,
+            depends_on=parents or None,
+            load_dependency_results=load_dependency_results,
+        )
+
+    async def enqueue(
+        self,
+        task: str | Task,
+        payload: Any = None,
+        *,
+        id: str | None = None,
+        deadline: datetime | timedelta | str | None = None,
+        max_tries: int | None = None,
+        depends_on: Iterable[str | Task] = (),
+        load_dependency_results: bool = False,
+    ) -> Task:
+        """Store a task and its work item; returns the stored task.
+
+        ``task`` is a type (the other arguments describe the task) or a ready :class:`Task`.
+        ``payload`` is JSON-encoded (or given to ``encoder``); ``bytes`` are stored as they are.
+        ``deadline`` is an aware datetime, a timedelta from now or RFC 3339 text; ``depends_on``
+        lists tasks (or ids) that must complete first, whose results the handler gets in
+        ``task.dependency_results`` when ``load_dependency_results`` is set.
+        """
+        made = self._make_task(
+            task,
+            payload,
+            id=id,
+            deadline=deadline,
+            max_tries=max_tries,
+            depends_on=depends_on,
+            load_dependency_results=load_dependency_results,
+        )
+        return await (await self.client()).enqueue(made)
+
+    def enqueue_sync(
+        self,
+        task: str | Task,
+        payload: Any = None,
+        *,
+        id: str | None = None,
+        deadline: datetime | timedelta | str | None = None,
+        max_tries: int | None = None,
+        depends_on: Iterable[str | Task] = (),
+        load_dependency_results: bool = False,
+    ) -> Task:
+        """:meth:`enqueue` for code without an event loop (any thread; the GIL is released)."""
+        made = self._make_task(
+            task,
+            payload,
+            id=id,
+            deadline=deadline,
+            max_tries=max_tries,
+            depends_on=depends_on,
+            load_dependency_results=load_dependency_results,
+        )
+        return self.client_sync().enqueue_blocking(made)
+
+    async def load_task(self, id: str) -> Task:
+        """Load a task by id (verifying its signature when a verification key is set)."""
+        return await (await self.client()).load_task(id)
+
+    async def retry_task(self, id: str) -> Task:
+        """Enqueue a stored task again, in state ``retry`` with its tries reset."""
+        return await (await self.client()).retry_task(id)
+
+    async def events(self) -> EventStream:
+        """Subscribe to lifecycle events; iterate with ``async for`` and ``close()`` when done.
+
+        Events are not persisted: only those published after this returns are seen.
+        """
+        return await (await self.client()).events()
+
+    async def admin(self) -> StorageAdmin:
+        """Storage administration: list, inspect, purge and delete queues and tasks."""
+        return (await self.client()).admin()
+
+    # --- connection and worker -------------------------------------------------------------
+
+    async def client(self) -> Client:
+        """The connected :class:`Client`, connecting on first use (and again after a fork)."""
+        self._forget_parent()
+        if self._client is None:
+            client = await self.options.connect(self.url)
+            with self._lock:
+                if self._client is None:
+                    self._client = client
+        return self._client
+
+    def client_sync(self) -> Client:
+        """:meth:`client` for code without an event loop."""
+        self._forget_parent()
+        with self._lock:
+            if self._client is None:
+                self._client = self.options.connect_blocking(self.url)
+            return self._client
+
+    def _forget_parent(self) -> None:
+        """In a child made by ``os.fork()``, drop what belongs to the parent's process.
+
+        The parent's connection ran on its runtime's threads, which the child does not have: the
+        child connects again on first use instead of waiting for replies that never come.
+        """
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._running = set()
+        if self._client is not None:
+            _log.info("jetjobs App used in a forked child: connecting again")
+            self._client = None
+
+    def run(self, *, handle_signals: bool = True) -> Coroutine[Any, Any, None]:
+        """Run the handlers until :meth:`stop`, cancellation, SIGINT or SIGTERM (a coroutine).
+
+        Shutdown is graceful: no new tasks are taken and running handlers get the shutdown grace
+        period to finish; unfinished tasks go back to the queue without counting a try. A second
+        SIGINT stops at once, even with a sync handler stuck: running handlers are abandoned
+        (their tasks are delivered again later) and ``KeyboardInterrupt`` is raised.
+        """
+        # Registered now, not when the coroutine first runs, so that `stop()` right after
+        # `asyncio.ensure_future(app.run())` is not lost.
+        shutdown = CancellationToken()
+        self._running.add(shutdown)
+        return self._run(shutdown, handle_signals)
+
+    async def _run(self, shutdown: CancellationToken, handle_signals: bool) -> None:
+        try:
+            client = await self.client()
+            loop = asyncio.get_running_loop()
+            running = asyncio.ensure_future(client.run(self.mux, shutdown))
+        except BaseException:
+            self._running.discard(shutdown)
+            raise
+        interrupted: list[int] = []
+        signals = []
+        if handle_signals:
+            signals = self._install_signals(loop, shutdown, running, interrupted)
+        cancelled = False
+        try:
+            while not running.done():
+                try:
+                    await asyncio.shield(running)
+                except asyncio.CancelledError:
+                    if running.done():
+                        break
+                    cancelled = True
+                    shutdown.cancel()
+        finally:
+            self._running.discard(shutdown)
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+        if interrupted:
+            raise KeyboardInterrupt
+        running.result()
+        if cancelled:
+            raise asyncio.CancelledError
+
+    def run_sync(self, *, handle_signals: bool = True) -> None:
+        """Run the worker in a new event loop until stopped (``asyncio.run(app.run())``)."""
+        asyncio.run(self.run(handle_signals=handle_signals))
+
+    def stop(self) -> None:
+        """Stop every running worker of this app gracefully; safe from any thread."""
+        for shutdown in list(self._running):
+            shutdown.cancel()
+
+    def _install_signals(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        shutdown: CancellationToken,
+        running: asyncio.Future[None],
+        interrupted: list[int],
+    ) -> list[int]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        installed: list[int] = []
+
+        def on_signal(sig: int) -> None:
+            if sig == signal.SIGINT and shutdown.is_cancelled:
+                # The second Ctrl-C: stop now. Handlers still running are abandoned (their tasks
+                # return to the queue when their delivery times out) and `run` raises
+                # KeyboardInterrupt; a third gets Python's default behaviour.
+                interrupted.append(sig)
+                loop.remove_signal_handler(sig)
+                running.cancel()
+                return
+            shutdown.cancel()
+            if sig != signal.SIGINT:
+                loop.remove_signal_handler(sig)  # the next one gets the default behaviour
+            else:
+                _log.warning("stopping gracefully; press Ctrl-C again to stop now")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            installed.append(sig)
+        return installed
+
+    async def __aenter__(self) -> App:
+        await self.client()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
