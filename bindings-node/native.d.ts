@@ -53,6 +53,7 @@ export declare class ClientOptions {
   replicas(replicas: number): void
   taskRetentionMs(ms: number): void
   retryPolicy(policy: RetryPolicy): void
+  /** A whole number of at least 1; anything else is `InvalidOption`. */
   concurrency(n: number): void
   signingKey(signer: TaskSigner): void
   verificationKey(verifier: TaskVerifier): void
@@ -178,6 +179,12 @@ export declare class Task {
   get dependencyResults(): Record<string, TaskResult | undefined | null>
   /** The payload bytes; null when the task has none. */
   get payloadBytes(): Buffer | null
+  /**
+   * The payload parsed as JSON (null when there is none), converted as results are: integers
+   * outside JS's safe range (±(2^53 - 1)) become `BigInt`, everything else plain JS values.
+   * Not JSON: `InvalidPayload`.
+   */
+  get payload(): unknown
   /** The payload as text (JSON for tasks made with a JSON payload); null when there is none. */
   get payloadText(): string | null
   /** RFC 3339, exact; null when there is no deadline. */
@@ -190,6 +197,8 @@ export declare class Task {
    * `blocked`, `unreachable` (or `""`).
    */
   get state(): string
+  /** True in a state no worker moves the task out of on its own (the core's `is_final`). */
+  get isFinal(): boolean
   /** RFC 3339, exact. */
   get created(): string
   get createdNs(): bigint
@@ -266,7 +275,19 @@ export interface Constants {
 }
 
 /** The `code` of every error jetjobs raises; one per core `ErrorKind`. */
-export type ErrorCode = 'ERR_TASK_NOT_FOUND' | 'ERR_INVALID_TASK_TYPE' | 'ERR_INVALID_TASK_ID' | 'ERR_TASK_CANNOT_ENQUEUE' | 'ERR_TASK_UPDATE_FAILED' | 'ERR_TASK_ALREADY_SIGNED' | 'ERR_SIGNATURE_REQUIRES_QUEUE' | 'ERR_TASK_NOT_SIGNED' | 'ERR_SIGNATURE_INVALID' | 'ERR_INVALID_KEY' | 'ERR_QUEUE_NOT_FOUND' | 'ERR_QUEUE_CONSUMER_NOT_FOUND' | 'ERR_INVALID_QUEUE_NAME' | 'ERR_DUPLICATE_ITEM' | 'ERR_DUPLICATE_HANDLER' | 'ERR_UNKNOWN_RETRY_POLICY' | 'ERR_INVALID_RETRY_POLICY' | 'ERR_UNKNOWN_DISCARD_POLICY' | 'ERR_INVALID_PAYLOAD' | 'ERR_INVALID_DOCUMENT' | 'ERR_UNKNOWN_EVENT_TYPE' | 'ERR_INVALID_OPTION' | 'ERR_IN_PROGRESS_NOT_SUPPORTED' | 'ERR_CONNECTION' | 'ERR_STORAGE' | 'ERR_IO'
+export type ErrorCode = 'ERR_TASK_NOT_FOUND' | 'ERR_INVALID_TASK_TYPE' | 'ERR_INVALID_TASK_ID' | 'ERR_TASK_CANNOT_ENQUEUE' | 'ERR_TASK_UPDATE_FAILED' | 'ERR_TASK_ALREADY_SIGNED' | 'ERR_SIGNATURE_REQUIRES_QUEUE' | 'ERR_TASK_NOT_SIGNED' | 'ERR_SIGNATURE_INVALID' | 'ERR_INVALID_KEY' | 'ERR_QUEUE_NOT_FOUND' | 'ERR_QUEUE_CONSUMER_NOT_FOUND' | 'ERR_INVALID_QUEUE_NAME' | 'ERR_DUPLICATE_ITEM' | 'ERR_DUPLICATE_HANDLER' | 'ERR_UNKNOWN_RETRY_POLICY' | 'ERR_INVALID_RETRY_POLICY' | 'ERR_UNKNOWN_DISCARD_POLICY' | 'ERR_INVALID_PAYLOAD' | 'ERR_INVALID_DOCUMENT' | 'ERR_UNKNOWN_EVENT_TYPE' | 'ERR_INVALID_OPTION' | 'ERR_IN_PROGRESS_NOT_SUPPORTED' | 'ERR_CONNECTION' | 'ERR_STORAGE' | 'ERR_IO' | 'ERR_TASK_ALREADY_EXISTS' | 'ERR_INVALID_DEPENDENCIES' | 'ERR_PAYLOAD_TOO_LARGE' | 'ERR_KEY_EXISTS' | 'ERR_KEY_NOT_FOUND' | 'ERR_REVISION_MISMATCH' | 'ERR_ALREADY_RUNNING' | 'ERR_CLOSED'
+
+/**
+ * The `code` of every core `ErrorKind`, in the core's order: `lib/` and the tests check that each
+ * has its own error class.
+ */
+export declare function errorCodes(): Array<ErrorCode>
+
+/**
+ * True if `state` (a wire string such as `complete`) is final: no worker moves a task out of it.
+ * An unknown string is not final.
+ */
+export declare function isFinalState(state: string): boolean
 
 /** True if `name` is usable as a task type or id (`^[a-zA-Z0-9_:-]+$`). */
 export declare function isValidName(name: string): boolean
@@ -314,6 +335,7 @@ export interface QueueOptions {
   /** Bind to an existing queue instead of creating it (`Queue::bind`). */
   bind?: boolean
   maxAgeMs?: number
+  /** Whole numbers only (NaN, infinities and fractions are `InvalidOption`), as for the other counts. */
   maxEntries?: number
   discardOld?: boolean
   maxTries?: number
@@ -375,6 +397,12 @@ export interface TaskSpec {
   /** Hand the dependencies' results to the handler. */
   loadDependencies?: boolean
 }
+
+/**
+ * Throws the core's `InvalidTaskType` error unless `taskType` is a type a task can have (what
+ * `enqueue` checks), so a handler route that could never match is refused when it is registered.
+ */
+export declare function validateTaskType(taskType: string): void
 
 /** The jetjobs version. */
 export declare function version(): string

@@ -54,7 +54,9 @@ describe('package', () => {
   })
 
   test('every error code has its own JetJobsError subclass', () => {
-    assert.equal(ERROR_CODES.length, 26)
+    // ERROR_CODES comes from the addon: one per core ErrorKind, so a new kind without a class fails here.
+    assert.ok(ERROR_CODES.length >= 26)
+    assert.equal(new Set(ERROR_CODES).size, ERROR_CODES.length)
     const classes = Object.values(esm).filter((v) => typeof v === 'function' && v.prototype instanceof JetJobsError)
     assert.equal(classes.length, ERROR_CODES.length)
     assert.deepEqual(classes.map((C) => new C('x').code).sort(), [...ERROR_CODES].sort())

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Shared by the node:test suites: a real nats-server per suite, and waiting on conditions with
 // deadlines (never sleeping and hoping).
+import net from 'node:net'
 import { after, before } from 'node:test'
-import { DevServer } from 'jetjobs'
-
-export const FINAL = new Set(['complete', 'terminated', 'expired', 'unreachable', 'queue_error'])
+import { DevServer, isFinalState } from 'jetjobs'
 
 /** Starts a nats-server (free loopback port, temp store) before the suite; closes it after. */
 export function useServer() {
@@ -39,7 +38,7 @@ export function waitFinal(app, id, options = {}) {
   return waitFor(
     async () => {
       const task = await app.loadTask(id)
-      return FINAL.has(task.state) ? task : undefined
+      return isFinalState(task.state) ? task : undefined
     },
     { what: `task ${id} to be final`, ...options },
   )
@@ -52,4 +51,59 @@ export function deferred() {
     resolve = r
   })
   return { promise, resolve }
+}
+
+/**
+ * Publishes raw messages (`[subject, payload]`) with a bare NATS protocol client, bypassing
+ * jetjobs; resolves once the server has processed them (a PING answered by PONG).
+ */
+export async function publishRaw(url, messages, { timeoutMs = 10_000 } = {}) {
+  const { hostname, port } = new URL(url)
+  const socket = net.connect(Number(port), hostname)
+  try {
+    let received = ''
+    const done = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no PONG within ${timeoutMs} ms: ${received}`)), timeoutMs)
+      socket.on('data', (chunk) => {
+        received += chunk
+        if (received.includes('-ERR')) reject(new Error(received))
+        else if (received.includes('PONG')) resolve()
+      })
+      socket.on('error', reject)
+      socket.on('close', () => reject(new Error(`connection closed: ${received}`)))
+    }).finally(() => socket.removeAllListeners('close'))
+    const parts = [Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\n')]
+    for (const [subject, payload] of messages) {
+      const body = Buffer.from(payload)
+      parts.push(Buffer.from(`PUB ${subject} ${body.length}\r\n`), body, Buffer.from('\r\n'))
+    }
+    parts.push(Buffer.from('PING\r\n'))
+    socket.write(Buffer.concat(parts))
+    await done
+  } finally {
+    socket.destroy()
+  }
+}
+
+/** Resolves once `stream` has emitted text matching `pattern` (rejects after `timeoutMs`). */
+export function waitForOutput(stream, pattern, { timeoutMs = 20_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    let text = ''
+    const onData = (chunk) => {
+      text += chunk
+      if (pattern.test(text)) {
+        cleanup()
+        resolve(text)
+      }
+    }
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${pattern} in: ${text}`))
+    }, timeoutMs)
+    const cleanup = () => {
+      clearTimeout(timer)
+      stream.off('data', onData)
+    }
+    stream.on('data', onData)
+  })
 }

@@ -7,7 +7,7 @@ use napi::Env;
 use napi::bindgen_prelude::PromiseRaw;
 use napi_derive::napi;
 
-use crate::error::{check, duration_ms, promise};
+use crate::error::{check, duration_ms, positive_count, promise};
 use crate::events::EventStream;
 use crate::queue::{QueueInfo, QueueOptions, QueueSettings, TasksInfo};
 use crate::retry::RetryPolicy;
@@ -97,9 +97,12 @@ impl ClientOptions {
         self.update(|o| o.retry_policy(policy));
     }
 
+    /// A whole number of at least 1; anything else is `InvalidOption`.
     #[napi]
-    pub fn concurrency(&mut self, n: u32) {
-        self.update(|o| o.concurrency(n as usize));
+    pub fn concurrency(&mut self, env: &Env, n: f64) -> napi::Result<()> {
+        let n = check(env, positive_count("concurrency", n))?;
+        self.update(|o| o.concurrency(n));
+        Ok(())
     }
 
     #[napi]

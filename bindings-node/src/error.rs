@@ -71,6 +71,22 @@ pub enum ErrorCode {
     Storage,
     #[napi(value = "ERR_IO")]
     Io,
+    #[napi(value = "ERR_TASK_ALREADY_EXISTS")]
+    TaskAlreadyExists,
+    #[napi(value = "ERR_INVALID_DEPENDENCIES")]
+    InvalidDependencies,
+    #[napi(value = "ERR_PAYLOAD_TOO_LARGE")]
+    PayloadTooLarge,
+    #[napi(value = "ERR_KEY_EXISTS")]
+    KeyExists,
+    #[napi(value = "ERR_KEY_NOT_FOUND")]
+    KeyNotFound,
+    #[napi(value = "ERR_REVISION_MISMATCH")]
+    RevisionMismatch,
+    #[napi(value = "ERR_ALREADY_RUNNING")]
+    AlreadyRunning,
+    #[napi(value = "ERR_CLOSED")]
+    Closed,
 }
 
 impl From<ErrorKind> for ErrorCode {
@@ -104,8 +120,27 @@ impl From<ErrorKind> for ErrorCode {
             ErrorKind::Connection => ErrorCode::Connection,
             ErrorKind::Storage => ErrorCode::Storage,
             ErrorKind::Io => ErrorCode::Io,
+            ErrorKind::TaskAlreadyExists => ErrorCode::TaskAlreadyExists,
+            ErrorKind::InvalidDependencies => ErrorCode::InvalidDependencies,
+            ErrorKind::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            ErrorKind::KeyExists => ErrorCode::KeyExists,
+            ErrorKind::KeyNotFound => ErrorCode::KeyNotFound,
+            ErrorKind::RevisionMismatch => ErrorCode::RevisionMismatch,
+            ErrorKind::AlreadyRunning => ErrorCode::AlreadyRunning,
+            ErrorKind::Closed => ErrorCode::Closed,
         }
     }
+}
+
+/// The `code` of every core `ErrorKind`, in the core's order: `lib/` and the tests check that each
+/// has its own error class.
+#[napi]
+pub fn error_codes() -> Vec<ErrorCode> {
+    ErrorKind::ALL
+        .iter()
+        .copied()
+        .map(ErrorCode::from)
+        .collect()
 }
 
 /// Builds the JS error for a core error: `message`, `code`, `kind` (the core's stable name) and,
@@ -168,6 +203,29 @@ pub(crate) fn duration_ms(what: &str, ms: f64) -> jetjobs::Result<std::time::Dur
     })
 }
 
+/// A JS number that must be a whole number (a count or limit the core holds as an integer): NaN,
+/// infinities and fractions are `InvalidOption` rather than silently truncated.
+pub(crate) fn integer(what: &str, n: f64) -> jetjobs::Result<i64> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    if n.is_finite() && n.fract() == 0.0 && n.abs() <= MAX_SAFE {
+        Ok(n as i64)
+    } else {
+        Err(invalid_option(format!(
+            "{what} must be a whole number, got {n}"
+        )))
+    }
+}
+
+/// A JS number that must be a whole number of at least 1.
+pub(crate) fn positive_count(what: &str, n: f64) -> jetjobs::Result<usize> {
+    match integer(what, n)? {
+        n if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => Err(invalid_option(format!(
+            "{what} must be at least 1, got {n}"
+        ))),
+    }
+}
+
 /// A `Duration` as JS milliseconds.
 pub(crate) fn to_ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -183,6 +241,18 @@ mod tests {
         for bad in [-1.0, f64::NAN, f64::INFINITY] {
             let kind = duration_ms("x", bad).err().map(|e| e.kind());
             assert_eq!(kind, Some(ErrorKind::InvalidOption));
+        }
+    }
+
+    #[test]
+    fn counts_must_be_whole_numbers() {
+        assert_eq!(integer("x", -1.0).ok(), Some(-1));
+        assert_eq!(positive_count("x", 3.0).ok(), Some(3));
+        for bad in [1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300] {
+            assert!(integer("x", bad).is_err(), "{bad}");
+        }
+        for bad in [0.0, -1.0, 1.5, f64::NAN] {
+            assert!(positive_count("x", bad).is_err(), "{bad}");
         }
     }
 }

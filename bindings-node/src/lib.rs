@@ -34,6 +34,25 @@ pub fn is_valid_name(name: String) -> bool {
     jetjobs::is_valid_name(&name)
 }
 
+/// Throws the core's `InvalidTaskType` error unless `taskType` is a type a task can have (what
+/// `enqueue` checks), so a handler route that could never match is refused when it is registered.
+#[napi]
+pub fn validate_task_type(env: &napi::Env, task_type: String) -> napi::Result<()> {
+    error::check(
+        env,
+        jetjobs::Task::with_raw_payload(task_type, None).map(|_| ()),
+    )
+}
+
+/// True if `state` (a wire string such as `complete`) is final: no worker moves a task out of it.
+/// An unknown string is not final.
+#[napi]
+pub fn is_final_state(state: String) -> bool {
+    state
+        .parse::<jetjobs::TaskState>()
+        .is_ok_and(jetjobs::TaskState::is_final)
+}
+
 /// The core's defaults and wire constants.
 #[napi(object, object_from_js = false)]
 pub struct Constants {

@@ -4,7 +4,7 @@
 
 use napi_derive::napi;
 
-use crate::error::{duration_ms, to_ms};
+use crate::error::{duration_ms, integer, to_ms};
 
 /// Options of `jetjobs::Queue`; only used when the queue is created.
 #[napi(object, object_to_js = false)]
@@ -13,11 +13,12 @@ pub struct QueueOptions {
     /// Bind to an existing queue instead of creating it (`Queue::bind`).
     pub bind: Option<bool>,
     pub max_age_ms: Option<f64>,
-    pub max_entries: Option<i64>,
+    /// Whole numbers only (NaN, infinities and fractions are `InvalidOption`), as for the other counts.
+    pub max_entries: Option<f64>,
     pub discard_old: Option<bool>,
-    pub max_tries: Option<i64>,
+    pub max_tries: Option<f64>,
     pub max_run_time_ms: Option<f64>,
-    pub max_concurrent: Option<i64>,
+    pub max_concurrent: Option<f64>,
 }
 
 impl QueueOptions {
@@ -31,19 +32,19 @@ impl QueueOptions {
             q = q.max_age(duration_ms("maxAgeMs", ms)?);
         }
         if let Some(n) = self.max_entries {
-            q = q.max_entries(n);
+            q = q.max_entries(integer("maxEntries", n)?);
         }
         if let Some(yes) = self.discard_old {
             q = q.discard_old(yes);
         }
         if let Some(n) = self.max_tries {
-            q = q.max_tries(n);
+            q = q.max_tries(integer("maxTries", n)?);
         }
         if let Some(ms) = self.max_run_time_ms {
             q = q.max_run_time(duration_ms("maxRunTimeMs", ms)?);
         }
         if let Some(n) = self.max_concurrent {
-            q = q.max_concurrent(n);
+            q = q.max_concurrent(integer("maxConcurrent", n)?);
         }
         Ok(q)
     }

@@ -172,6 +172,14 @@ impl Task {
             .map(|b| Buffer::from(b.to_vec()))
     }
 
+    /// The payload parsed as JSON (null when there is none), converted as results are: integers
+    /// outside JS's safe range (±(2^53 - 1)) become `BigInt`, everything else plain JS values.
+    /// Not JSON: `InvalidPayload`.
+    #[napi(getter, ts_return_type = "unknown")]
+    pub fn payload(&self, env: &Env) -> napi::Result<serde_json::Value> {
+        check(env, self.inner.payload_json::<serde_json::Value>())
+    }
+
     /// The payload as text (JSON for tasks made with a JSON payload); null when there is none.
     #[napi(getter)]
     pub fn payload_text(&self) -> Option<String> {
@@ -207,6 +215,12 @@ impl Task {
     #[napi(getter)]
     pub fn state(&self) -> &'static str {
         self.inner.state.as_str()
+    }
+
+    /// True in a state no worker moves the task out of on its own (the core's `is_final`).
+    #[napi(getter)]
+    pub fn is_final(&self) -> bool {
+        self.inner.state.is_final()
     }
 
     /// RFC 3339, exact.
