@@ -471,3 +471,39 @@ async fn dependency_results_are_only_handed_over_from_verified_parents() {
     stop(strict_worker).await;
     stop(plain_worker).await;
 }
+
+#[tokio::test]
+async fn a_hard_stop_cuts_the_shutdown_grace_short_and_releases_running_tasks() {
+    let server = NatsServer::start();
+    let client = connect(&server).await;
+    let queue = client.open_queue(Queue::new("HARD")).await.expect("queue");
+    let mut mux = Mux::new();
+    mux.handle("", |_ctx, _task| async {
+        futures::future::pending::<()>().await;
+        Ok(json!("never"))
+    })
+    .expect("register");
+    let mut worker = Worker::new(&client, fast().shutdown_grace(Duration::from_secs(600)));
+    worker.consume(&queue, mux).expect("consume");
+    let (shutdown, hard_stop) = (CancellationToken::new(), CancellationToken::new());
+    let running = tokio::spawn(worker.run_with_hard_stop(shutdown.clone(), hard_stop.clone()));
+    let task = queue
+        .enqueue(Task::new("stuck", &0).expect("task"))
+        .await
+        .expect("enqueue");
+    wait_for("the task to run", FINAL, || async {
+        let t = client.load_task(&task.id).await.ok()?;
+        (t.state == TaskState::Active).then_some(())
+    })
+    .await;
+    shutdown.cancel();
+    hard_stop.cancel();
+    // Well inside the 10-minute grace.
+    tokio::time::timeout(FINAL, running)
+        .await
+        .expect("the worker stops at the hard stop")
+        .expect("joins")
+        .expect("runs");
+    let released = client.load_task(&task.id).await.expect("load");
+    assert_eq!((released.state, released.tries), (TaskState::Retry, 0));
+}

@@ -76,6 +76,18 @@ impl Worker {
     /// Runs until `shutdown` is cancelled, then lets running handlers finish within the shutdown
     /// grace and hands the rest back to their queues.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        self.run_with_hard_stop(shutdown, CancellationToken::new())
+            .await
+    }
+
+    /// Like [`Worker::run`]; cancelling `hard_stop` during the shutdown grace ends it at once:
+    /// running handlers are cancelled and their tasks handed back without counting a try (a
+    /// second Ctrl-C).
+    pub async fn run_with_hard_stop(
+        self,
+        shutdown: CancellationToken,
+        hard_stop: CancellationToken,
+    ) -> Result<()> {
         self.options.validate()?;
         if self.queues.is_empty() {
             return Err(Error::new(
@@ -85,6 +97,8 @@ impl Worker {
         }
         let budget = Arc::new(Semaphore::new(self.options.concurrency));
         let options = Arc::new(self.options);
+        // Stops every queue's loop when one fails, without cancelling the caller's token.
+        let stop = shutdown.child_token();
         let mut loops = JoinSet::new();
         for (queue, mux) in self.queues {
             let local = queue.settings().max_concurrent.max(1) as usize;
@@ -101,15 +115,26 @@ impl Worker {
                 options: options.clone(),
                 slots,
             };
-            loops.spawn(consumer.run(shutdown.clone()));
+            loops.spawn(consumer.run(stop.clone(), hard_stop.child_token()));
         }
         let mut first_error = None;
-        while let Some(done) = loops.join_next().await {
+        loop {
+            let done = tokio::select! {
+                done = loops.join_next() => match done {
+                    Some(done) => done,
+                    None => break,
+                },
+                // A hard stop also stops pulling, if shutdown had not been asked for yet.
+                _ = hard_stop.cancelled(), if !stop.is_cancelled() => {
+                    stop.cancel();
+                    continue;
+                }
+            };
             let result = done
                 .map_err(|e| Error::with_source(ErrorKind::Storage, "a queue consumer crashed", e));
             if let Err(e) | Ok(Err(e)) = result {
                 // One consumer failing ends the worker's work cleanly rather than half-running it.
-                shutdown.cancel();
+                stop.cancel();
                 first_error.get_or_insert(e);
             }
         }

@@ -39,12 +39,15 @@ pub(crate) struct QueueConsumer {
 }
 
 impl QueueConsumer {
-    /// Runs until `shutdown` fires, then lets in-flight handlers finish within the grace period and
-    /// hands the rest back to the queue.
-    pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<()> {
+    /// Runs until `shutdown` fires, then lets in-flight handlers finish within the grace period
+    /// (cut short by `hard_stop`) and hands the rest back to the queue.
+    pub(crate) async fn run(
+        self,
+        shutdown: CancellationToken,
+        hard_stop: CancellationToken,
+    ) -> Result<()> {
         let this = Arc::new(self);
         let slots = this.slots.clone();
-        let hard_stop = CancellationToken::new();
         let mut in_flight = JoinSet::new();
         let mut pull_failures = 0u32;
 
@@ -129,10 +132,13 @@ impl QueueConsumer {
         }
 
         let drained = tokio::time::timeout(this.options.shutdown_grace, async {
-            while in_flight.join_next().await.is_some() {}
+            tokio::select! {
+                _ = async { while in_flight.join_next().await.is_some() {} } => true,
+                _ = hard_stop.cancelled() => false,
+            }
         })
         .await;
-        if drained.is_err() {
+        if drained != Ok(true) {
             tracing::info!(queue = %this.queue.name, "grace period over; releasing unfinished tasks");
             hard_stop.cancel();
             while in_flight.join_next().await.is_some() {}
