@@ -11,9 +11,11 @@ use pyo3_async_runtimes::TaskLocals;
 use crate::convert;
 use crate::error::IntoPyResult as _;
 use crate::events::PyEventStream;
-use crate::handler::Dispatcher;
+use crate::handler::{Dispatcher, Uninstall};
+use crate::kv::{PyKv, PyKvBucket};
 use crate::mux::PyMux;
 use crate::queue::PyQueue;
+use crate::queue_handle::PyQueueHandle;
 use crate::retry::PyRetryPolicy;
 use crate::runtime;
 use crate::signing::{PyTaskSigner, PyTaskVerifier};
@@ -66,10 +68,7 @@ impl PyClientOptions {
             });
         }
         if let Some(p) = retry_policy {
-            o = o.retry_policy(match p.cast::<PyString>() {
-                Ok(name) => jetjobs::RetryPolicy::named(&name.to_cow()?).py()?,
-                Err(_) => p.extract::<PyRef<'_, PyRetryPolicy>>()?.inner.clone(),
-            });
+            o = o.retry_policy(PyRetryPolicy::extract_any(p)?);
         }
         if let Some(n) = concurrency {
             o = o.concurrency(n);
@@ -115,11 +114,7 @@ impl PyClientOptions {
             o = o.signatures_optional();
         }
         if let Some(states) = discard_states {
-            let states = states
-                .iter()
-                .map(|s| task::state_from_str(s))
-                .collect::<PyResult<Vec<_>>>()?;
-            o = o.discard_states(states);
+            o = o.discard_states(task::states_from_strs(&states)?);
         }
         if let Some(d) = shutdown_grace {
             o = o.shutdown_grace(convert::duration(d)?);
@@ -136,7 +131,7 @@ impl PyClientOptions {
     }
 
     /// `connect` for synchronous code: blocks (without the GIL) until connected.
-    fn connect_blocking(&self, py: Python<'_>, url: String) -> PyResult<PyClient> {
+    fn connect_sync(&self, py: Python<'_>, url: String) -> PyResult<PyClient> {
         let options = self.inner.clone();
         runtime::block_on(py, async move { options.connect(url).await })
             .py()
@@ -154,7 +149,7 @@ impl PyClientOptions {
 pub(crate) struct PyClient {
     inner: jetjobs::Client,
     /// The process that connected it; a forked child must connect again.
-    pid: u32,
+    pub(crate) pid: u32,
 }
 
 impl PyClient {
@@ -166,7 +161,7 @@ impl PyClient {
     }
 
     /// The connected client, unless this is a forked child of the process that connected it.
-    fn live(&self) -> PyResult<&jetjobs::Client> {
+    pub(crate) fn live(&self) -> PyResult<&jetjobs::Client> {
         runtime::same_process(self.pid).map(|()| &self.inner)
     }
 }
@@ -181,6 +176,52 @@ impl PyClient {
         }
     }
 
+    /// The default queue, opened when connecting.
+    #[getter]
+    fn default_queue(&self) -> PyQueueHandle {
+        PyQueueHandle::new(self.inner.default_queue().clone(), self.pid)
+    }
+
+    /// Creates `queue` unless it exists (or binds to it, for `Queue(bind=True)`) and returns a
+    /// handle with the settings the server holds.
+    fn open_queue<'py>(&self, py: Python<'py>, queue: &PyQueue) -> PyResult<Bound<'py, PyAny>> {
+        let (client, queue, pid) = (self.live()?.clone(), queue.inner.clone(), self.pid);
+        runtime::future_into_py(py, async move {
+            client
+                .open_queue(queue)
+                .await
+                .py()
+                .map(|inner| PyQueueHandle::new(inner, pid))
+        })
+    }
+
+    /// `open_queue` for synchronous code: blocks (without the GIL) until open.
+    fn open_queue_sync(&self, py: Python<'_>, queue: &PyQueue) -> PyResult<PyQueueHandle> {
+        let (client, queue) = (self.live()?.clone(), queue.inner.clone());
+        runtime::block_on(py, async move { client.open_queue(queue).await })
+            .py()
+            .map(|inner| PyQueueHandle::new(inner, self.pid))
+    }
+
+    /// A key-value bucket, created as `bucket` says unless it exists.
+    fn kv<'py>(&self, py: Python<'py>, bucket: &PyKvBucket) -> PyResult<Bound<'py, PyAny>> {
+        let (client, bucket, pid) = (self.live()?.clone(), bucket.to_core(), self.pid);
+        runtime::future_into_py(py, async move {
+            client
+                .kv(&bucket)
+                .await
+                .py()
+                .map(|inner| PyKv::new(inner, pid))
+        })
+    }
+
+    /// Flushes what was published and closes the connection, for every holder of this client.
+    /// Stop its workers first; calls after this fail.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.live()?.clone();
+        runtime::future_into_py(py, async move { client.close().await.py() })
+    }
+
     /// Stores the task and its work item; returns the stored task (queue set, signed if
     /// configured).
     fn enqueue<'py>(&self, py: Python<'py>, task: &PyTask) -> PyResult<Bound<'py, PyAny>> {
@@ -191,7 +232,7 @@ impl PyClient {
     }
 
     /// `enqueue` for synchronous code: blocks (without the GIL) until stored.
-    fn enqueue_blocking(&self, py: Python<'_>, task: &PyTask) -> PyResult<PyTask> {
+    fn enqueue_sync(&self, py: Python<'_>, task: &PyTask) -> PyResult<PyTask> {
         let (client, task) = (self.live()?.clone(), task.inner.clone());
         runtime::block_on(py, async move { client.enqueue(task).await })
             .py()
@@ -253,15 +294,6 @@ impl PyClient {
 
     fn __repr__(&self) -> String {
         format!("Client(queue={:?})", self.inner.queue().name)
-    }
-}
-
-/// Frees the mux for another run when `run` ends or is dropped.
-struct Uninstall(std::sync::Arc<crate::handler::LoopSlot>);
-
-impl Drop for Uninstall {
-    fn drop(&mut self) {
-        self.0.clear();
     }
 }
 
@@ -358,7 +390,7 @@ impl PyStorageAdmin {
 /// A queue's settings as the server holds them, and what is in it.
 #[pyclass(module = "jetjobs._native", name = "QueueInfo", frozen)]
 pub(crate) struct PyQueueInfo {
-    inner: jetjobs::QueueInfo,
+    pub(crate) inner: jetjobs::QueueInfo,
 }
 
 #[pymethods]
@@ -437,7 +469,7 @@ impl PyTasksInfo {
 /// Stops a worker gracefully when cancelled; safe to cancel from any thread or signal handler.
 #[pyclass(module = "jetjobs._native", name = "CancellationToken", frozen)]
 pub(crate) struct PyCancellationToken {
-    inner: jetjobs::CancellationToken,
+    pub(crate) inner: jetjobs::CancellationToken,
 }
 
 #[pymethods]

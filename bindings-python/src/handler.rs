@@ -57,6 +57,15 @@ impl LoopSlot {
     }
 }
 
+/// Frees a mux's slot for another run when a run ends or is dropped.
+pub(crate) struct Uninstall(pub(crate) Arc<LoopSlot>);
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// A Python callable registered on a `Mux`.
 pub(crate) struct PyHandler {
     callable: Arc<Py<PyAny>>,

@@ -9,12 +9,15 @@ mod dev_server;
 mod error;
 mod events;
 mod handler;
+mod kv;
 mod mux;
 mod queue;
+mod queue_handle;
 mod retry;
 mod runtime;
 mod signing;
 mod task;
+mod worker;
 
 use pyo3::prelude::*;
 
@@ -56,6 +59,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyQueueInfo>()?;
     m.add_class::<client::PyTasksInfo>()?;
     m.add_class::<client::PyCancellationToken>()?;
+    m.add_class::<queue_handle::PyQueueHandle>()?;
+    m.add_class::<worker::PyWorker>()?;
+    m.add_class::<kv::PyKvBucket>()?;
+    m.add_class::<kv::PyKv>()?;
+    m.add_class::<kv::PyKvEntry>()?;
+    m.add_class::<kv::PyKvWatch>()?;
     m.add_class::<events::PyEventStream>()?;
     m.add_class::<events::PyTaskStateChangeEvent>()?;
     m.add_class::<events::PyLeaderElectedEvent>()?;

@@ -15,6 +15,16 @@ pub(crate) struct PyRetryPolicy {
     pub(crate) inner: jetjobs::RetryPolicy,
 }
 
+impl PyRetryPolicy {
+    /// A policy from a `RetryPolicy` or the name of one.
+    pub(crate) fn extract_any(obj: &Bound<'_, PyAny>) -> PyResult<jetjobs::RetryPolicy> {
+        match obj.cast::<pyo3::types::PyString>() {
+            Ok(name) => jetjobs::RetryPolicy::named(&name.to_cow()?).py(),
+            Err(_) => Ok(obj.extract::<PyRef<'_, Self>>()?.inner.clone()),
+        }
+    }
+}
+
 #[pymethods]
 impl PyRetryPolicy {
     /// One of the named policies: `default` (= `10m`), `10m`, `1h`, `1m`.

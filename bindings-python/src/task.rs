@@ -366,3 +366,8 @@ impl PyTaskContext {
 pub(crate) fn state_from_str(s: &str) -> PyResult<jetjobs::TaskState> {
     s.parse().py()
 }
+
+/// Task states from their names (discard states, for example).
+pub(crate) fn states_from_strs(states: &[String]) -> PyResult<Vec<jetjobs::TaskState>> {
+    states.iter().map(|s| state_from_str(s)).collect()
+}

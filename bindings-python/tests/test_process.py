@@ -104,13 +104,13 @@ if pid == 0:
     code = 1
     try:
         try:
-            client.enqueue_blocking(jetjobs.Task("x", "inherited client"))
+            client.enqueue_sync(jetjobs.Task("x", "inherited client"))
             print("the inherited client did not say it belongs to the parent", flush=True)
         except jetjobs.Connection as e:
             assert "fork" in str(e), e
             print("inherited client refused:", e, flush=True)
             task = app.enqueue_sync("x", "from the child")  # the App connects again
-            loaded = app.client_sync().enqueue_blocking(jetjobs.Task("x", 3))
+            loaded = app.client_sync().enqueue_sync(jetjobs.Task("x", 3))
             print("child enqueued", task.id, loaded.id, flush=True)
             code = 0
     except BaseException as e:

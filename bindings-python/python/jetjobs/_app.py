@@ -19,15 +19,20 @@ from ._native import (
     Client,
     ClientOptions,
     EventStream,
+    Kv,
+    KvBucket,
     Mux,
     Queue,
+    QueueHandle,
     RetryPolicy,
     StorageAdmin,
     Task,
     TaskSigner,
     TaskVerifier,
+    Worker,
     is_valid_name,
 )
+from ._queues import QueueLike, Queues
 from ._routes import Decoder, Encoder, Handler, Middleware, Route
 from ._states import TaskState
 from ._threads import HandlerThreads
@@ -76,15 +81,18 @@ def _verifier(
 class App:
     """A jetjobs application: connection options, handlers, and the worker that runs them.
 
-    Every option maps to the engine's: ``queue`` (a :class:`Queue` or a name) is the queue to
-    enqueue to and work on, ``retry_policy`` a :class:`RetryPolicy` or one of
-    :data:`RETRY_POLICY_NAMES`, ``concurrency`` the handlers this worker runs at once. Signing takes
-    a :class:`TaskSigner`, hex text or raw bytes (or a seed file); verification likewise, with
+    Every option maps to the engine's: ``queue`` (a :class:`Queue` or a name) is the default queue
+    to enqueue to and work on, ``queues`` the settings of other queues that handlers and enqueues
+    name (a name alone gets the engine's defaults), ``retry_policy`` a :class:`RetryPolicy` or one
+    of :data:`RETRY_POLICY_NAMES`, ``concurrency`` the handlers this worker runs at once, one
+    budget shared by every queue (each also held to its own ``max_concurrent``). Signing takes a
+    :class:`TaskSigner`, hex text or raw bytes (or a seed file); verification likewise, with
     ``signatures_optional`` to accept unsigned tasks. ``discard`` lists final states whose tasks are
     deleted instead of kept. ``encoder`` turns payloads into bytes (default: JSON) and ``decoder``
     turns them back for handlers (default: JSON).
 
-    The connection is made on first use, from any event loop or thread.
+    The connection is made on first use, from any event loop or thread (racing first uses make
+    one connection); :meth:`close` or ``async with App(...) as app:`` closes it.
     """
 
     def __init__(
@@ -92,6 +100,7 @@ class App:
         url: str = DEFAULT_URL,
         *,
         queue: Queue | str | None = None,
+        queues: Iterable[Queue | str] = (),
         retry_policy: RetryPolicy | str | None = None,
         concurrency: int | None = None,
         connection_name: str | None = None,
@@ -116,6 +125,12 @@ class App:
         decoder: Decoder | None = None,
     ) -> None:
         self.url = url
+        if queue is None:
+            queue = Queue.default_queue()
+        elif isinstance(queue, str):
+            queue = Queue(queue)
+        verifier = _verifier(verification_key, verification_key_file)
+        discard_states = [str(s) for s in discard]
         self.options = ClientOptions(
             queue=queue,
             retry_policy=retry_policy,
@@ -132,12 +147,22 @@ class App:
             replicas=replicas,
             task_retention=task_retention,
             signing_key=_signer(signing_key, signing_seed_file),
-            verification_key=_verifier(verification_key, verification_key_file),
+            verification_key=verifier,
             signatures_optional=signatures_optional,
-            discard_states=[str(s) for s in discard],
+            discard_states=discard_states,
             shutdown_grace=shutdown_grace,
         )
-        self.mux = Mux()
+        # What the worker of `run()` gets; the connection options above validate the same values
+        # when connecting.
+        self._worker_options: dict[str, Any] = {
+            "concurrency": concurrency,
+            "retry_policy": retry_policy,
+            "discard_states": discard_states,
+            "shutdown_grace": shutdown_grace,
+            "verification_key": verifier,
+            "signatures_optional": signatures_optional,
+        }
+        self._queues = Queues(queue, queues)
         self._encoder = encoder
         self._decoder = decoder
         self._middleware: list[Middleware] = []
@@ -146,12 +171,22 @@ class App:
         self._client: Client | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._running: set[CancellationToken] = set()
+        # Each `run()`'s shutdown token, and once it started, a token cancelled when it ends.
+        self._running: dict[CancellationToken, CancellationToken | None] = {}
 
     # --- handlers --------------------------------------------------------------------------
 
-    def task(self, task_type: str, *, middleware: Sequence[Middleware] = ()) -> Callable[[_H], _H]:
+    def task(
+        self,
+        task_type: str,
+        *,
+        queue: QueueLike | None = None,
+        middleware: Sequence[Middleware] = (),
+    ) -> Callable[[_H], _H]:
         """Register the decorated function for ``task_type`` (an exact type or a prefix).
+
+        It handles tasks of ``queue`` (a :class:`Queue` or a name; default: the app's queue); a
+        type may be registered on several queues.
 
         ``async def`` handlers run on the worker's event loop; plain functions run in a worker
         thread and never block it. The return value (JSON-serialisable) becomes the task result;
@@ -160,19 +195,24 @@ class App:
         """
 
         def register(handler: _H) -> _H:
-            self.handle(task_type, handler, middleware=middleware)
+            self.handle(task_type, handler, queue=queue, middleware=middleware)
             return handler
 
         return register
 
     def handle(
-        self, task_type: str, handler: Handler, *, middleware: Sequence[Middleware] = ()
+        self,
+        task_type: str,
+        handler: Handler,
+        *,
+        queue: QueueLike | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         """Register ``handler`` for ``task_type``, like :meth:`task` without the decorator.
 
         Raises ``InvalidTaskType`` for a type no task can have (``""`` is the catch-all route),
         ``TypeError`` for a handler that is not callable and ``DuplicateHandler`` if the type
-        already has a handler.
+        already has a handler on that queue.
         """
         if task_type and not is_valid_name(task_type):
             raise InvalidTaskType(
@@ -185,8 +225,9 @@ class App:
             )
         route = Route(task_type, handler, middleware, self._decoder, self._threads)
         route.chain = route.compose(self._middleware)
-        # Every route is async to the engine: sync handlers run on `self._threads`.
-        self.mux.handle(task_type, route, is_async=True)
+        # Every route is async to the engine: sync handlers run on `self._threads`, one pool for
+        # every queue, sized like the worker's concurrency budget.
+        self._queues.mux(self._queues.name(queue)).handle(task_type, route, is_async=True)
         self._routes.append(route)
 
     def middleware(self, middleware: Middleware) -> Middleware:
@@ -203,9 +244,15 @@ class App:
             route.chain = chain
         return middleware
 
-    def route_for(self, task_type: str) -> str | None:
-        """The registered type that ``task_type`` routes to, if any."""
-        return self.mux.route_for(task_type)
+    def route_for(self, task_type: str, *, queue: QueueLike | None = None) -> str | None:
+        """The registered type that ``task_type`` routes to on ``queue`` (default: the app's)."""
+        mux = self._queues.existing_mux(self._queues.name(queue))
+        return None if mux is None else mux.route_for(task_type)
+
+    @property
+    def mux(self) -> Mux:
+        """The :class:`Mux` of the app's default queue; :meth:`run` consumes its handlers."""
+        return self._queues.mux(self._queues.default)
 
     # --- producing -------------------------------------------------------------------------
 
@@ -249,14 +296,16 @@ class App:
         max_tries: int | None = None,
         depends_on: Iterable[str | Task] = (),
         load_dependency_results: bool = False,
+        queue: QueueLike | None = None,
     ) -> Task:
-        """Store a task and its work item; returns the stored task.
+        """Store a task and its work item on ``queue`` (default: the app's); returns the task.
 
         ``task`` is a type (the other arguments describe the task) or a ready :class:`Task`.
         ``payload`` is JSON-encoded (or given to ``encoder``); ``bytes`` are stored as they are.
         ``deadline`` is an aware datetime, a timedelta from now or RFC 3339 text; ``depends_on``
         lists tasks (or ids) that must complete first, whose results the handler gets in
-        ``task.dependency_results`` when ``load_dependency_results`` is set.
+        ``task.dependency_results`` when ``load_dependency_results`` is set. ``queue`` is a
+        :class:`Queue` or a name, opened (created unless it exists) on first use.
         """
         made = self._make_task(
             task,
@@ -267,7 +316,7 @@ class App:
             depends_on=depends_on,
             load_dependency_results=load_dependency_results,
         )
-        return await (await self.client()).enqueue(made)
+        return await (await self.queue(queue)).enqueue(made)
 
     def enqueue_sync(
         self,
@@ -279,6 +328,7 @@ class App:
         max_tries: int | None = None,
         depends_on: Iterable[str | Task] = (),
         load_dependency_results: bool = False,
+        queue: QueueLike | None = None,
     ) -> Task:
         """:meth:`enqueue` for code without an event loop (any thread; the GIL is released)."""
         made = self._make_task(
@@ -290,15 +340,53 @@ class App:
             depends_on=depends_on,
             load_dependency_results=load_dependency_results,
         )
-        return self.client_sync().enqueue_blocking(made)
+        return self.queue_sync(queue).enqueue_sync(made)
 
     async def load_task(self, id: str) -> Task:
         """Load a task by id (verifying its signature when a verification key is set)."""
         return await (await self.client()).load_task(id)
 
-    async def retry_task(self, id: str) -> Task:
-        """Enqueue a stored task again, in state ``retry`` with its tries reset."""
-        return await (await self.client()).retry_task(id)
+    async def retry_task(self, id: str, *, queue: QueueLike | None = None) -> Task:
+        """Enqueue a stored task again on ``queue`` (default: the app's), tries reset.
+
+        The task is stored in state ``retry`` with its result cleared.
+        """
+        return await (await self.queue(queue)).retry_task(id)
+
+    async def queue(self, queue: QueueLike | None = None) -> QueueHandle:
+        """The open :class:`QueueHandle` of ``queue`` (default: the app's queue).
+
+        ``queue`` is a :class:`Queue` or a name; it is created unless it exists on first use, and
+        the handle is cached by name.
+        """
+        name = self._queues.name(queue)
+        client = await self.client()
+        handle = self._queues.cached(client, name)
+        if handle is None:
+            handle = await client.open_queue(self._queues.settings(name))
+            if self._client is client:  # not closed meanwhile: cache it
+                handle = self._queues.keep(name, handle)
+        return handle
+
+    def queue_sync(self, queue: QueueLike | None = None) -> QueueHandle:
+        """:meth:`queue` for code without an event loop."""
+        name = self._queues.name(queue)
+        client = self.client_sync()
+        handle = self._queues.cached(client, name)
+        if handle is None:
+            handle = client.open_queue_sync(self._queues.settings(name))
+            if self._client is client:  # not closed meanwhile: cache it
+                handle = self._queues.keep(name, handle)
+        return handle
+
+    async def kv(self, bucket: KvBucket | str) -> Kv:
+        """A key-value bucket, created unless it exists.
+
+        ``bucket`` is a :class:`KvBucket`, or a name for a bucket with the defaults.
+        """
+        if isinstance(bucket, str):
+            bucket = KvBucket(bucket)
+        return await (await self.client()).kv(bucket)
 
     async def events(self) -> EventStream:
         """Subscribe to lifecycle events; iterate with ``async for`` and ``close()`` when done.
@@ -314,22 +402,45 @@ class App:
     # --- connection and worker -------------------------------------------------------------
 
     async def client(self) -> Client:
-        """The connected :class:`Client`, connecting on first use (and again after a fork)."""
+        """The connected :class:`Client`, connecting on first use.
+
+        It connects again after a fork or :meth:`close`. Racing first calls, from any event loops
+        or threads, make one connection.
+        """
         self._forget_parent()
-        if self._client is None:
-            client = await self.options.connect(self.url)
-            with self._lock:
-                if self._client is None:
-                    self._client = client
-        return self._client
+        client = self._client
+        if client is not None:
+            return client
+        # Connected in a thread under the app's lock (the GIL is released while connecting), so
+        # the event loop keeps running and a racing call waits for this connection.
+        return await asyncio.get_running_loop().run_in_executor(None, self.client_sync)
 
     def client_sync(self) -> Client:
         """:meth:`client` for code without an event loop."""
         self._forget_parent()
         with self._lock:
             if self._client is None:
-                self._client = self.options.connect_blocking(self.url)
+                self._client = self.options.connect_sync(self.url)
             return self._client
+
+    async def close(self) -> None:
+        """Stop this app's workers, wait for their graceful shutdown, then close the connection.
+
+        What was published is flushed first. The next use connects again. Not for use inside a
+        handler (it would wait for itself).
+        """
+        self._forget_parent()
+        runs = list(self._running.items())
+        for shutdown, _ in runs:
+            shutdown.cancel()
+        for _, finished in runs:
+            if finished is not None:
+                await finished.cancelled()
+        with self._lock:
+            client, self._client = self._client, None
+            self._queues.forget_handles()
+        if client is not None:
+            await client.close()
 
     def _forget_parent(self) -> None:
         """In a child made by ``os.fork()``, drop what belongs to the parent's process.
@@ -341,13 +452,18 @@ class App:
             return
         self._pid = os.getpid()
         self._lock = threading.Lock()  # another thread may have held it at the fork
-        self._running = set()
+        self._running = {}
+        self._queues.forget_handles()
         if self._client is not None:
             _log.info("jetjobs App used in a forked child: connecting again")
             self._client = None
 
     def run(self, *, handle_signals: bool = True) -> Coroutine[Any, Any, None]:
         """Run the handlers until :meth:`stop`, cancellation, SIGINT or SIGTERM (a coroutine).
+
+        One worker consumes every queue with handlers (the default queue if none names one):
+        handlers of all queues share the app's ``concurrency``, and each queue's own
+        ``max_concurrent`` holds too.
 
         Shutdown is graceful: no new tasks are taken and running handlers get the shutdown grace
         period to finish; unfinished tasks go back to the queue without counting a try. A second
@@ -357,17 +473,38 @@ class App:
         # Registered now, not when the coroutine first runs, so that `stop()` right after
         # `asyncio.ensure_future(app.run())` is not lost.
         shutdown = CancellationToken()
-        self._running.add(shutdown)
+        self._running[shutdown] = None
         return self._run(shutdown, handle_signals)
 
     async def _run(self, shutdown: CancellationToken, handle_signals: bool) -> None:
+        if shutdown.is_cancelled:  # stopped (or closed) before it started
+            self._running.pop(shutdown, None)
+            return
+        finished = CancellationToken()
+        self._running[shutdown] = finished
         try:
-            client = await self.client()
-            loop = asyncio.get_running_loop()
-            running = asyncio.ensure_future(client.run(self.mux, shutdown))
+            running = await self._start(shutdown)
         except BaseException:
-            self._running.discard(shutdown)
+            self._running.pop(shutdown, None)
+            finished.cancel()
             raise
+        try:
+            await self._wait(shutdown, running, handle_signals)
+        finally:
+            finished.cancel()
+
+    async def _start(self, shutdown: CancellationToken) -> asyncio.Future[None]:
+        """One worker consuming every queue with handlers, running."""
+        client = await self.client()
+        worker = Worker(client, **self._worker_options)
+        for name in self._queues.to_consume():
+            worker.consume(await self.queue(name), self._queues.mux(name))
+        return asyncio.ensure_future(worker.run(shutdown))
+
+    async def _wait(
+        self, shutdown: CancellationToken, running: asyncio.Future[None], handle_signals: bool
+    ) -> None:
+        loop = asyncio.get_running_loop()
         interrupted: list[int] = []
         signals = []
         if handle_signals:
@@ -383,7 +520,7 @@ class App:
                     cancelled = True
                     shutdown.cancel()
         finally:
-            self._running.discard(shutdown)
+            self._running.pop(shutdown, None)
             for sig in signals:
                 loop.remove_signal_handler(sig)
         if interrupted:
@@ -445,4 +582,4 @@ class App:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        await self.close()

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+//! `QueueHandle`: one open queue of a client, converted.
+
+use pyo3::prelude::*;
+
+use crate::client::PyQueueInfo;
+use crate::error::IntoPyResult as _;
+use crate::queue::PyQueue;
+use crate::runtime;
+use crate::task::PyTask;
+
+/// One open queue of a `Client`: enqueue to it, load and retry its tasks, read its counts, purge
+/// it. Cheap to share between tasks and threads.
+#[pyclass(module = "jetjobs._native", name = "QueueHandle", frozen)]
+pub(crate) struct PyQueueHandle {
+    pub(crate) inner: jetjobs::QueueHandle,
+    /// The process that connected it; a forked child must connect again.
+    pid: u32,
+}
+
+impl PyQueueHandle {
+    pub(crate) fn new(inner: jetjobs::QueueHandle, pid: u32) -> Self {
+        Self { inner, pid }
+    }
+
+    /// The handle, unless this is a forked child of the process that connected it.
+    pub(crate) fn live(&self) -> PyResult<&jetjobs::QueueHandle> {
+        runtime::same_process(self.pid).map(|()| &self.inner)
+    }
+}
+
+#[pymethods]
+impl PyQueueHandle {
+    /// The queue's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The queue's settings as the server holds them.
+    #[getter]
+    fn settings(&self) -> PyQueue {
+        PyQueue {
+            inner: self.inner.settings().clone(),
+        }
+    }
+
+    /// Stores the task and its work item on this queue; returns the stored task (queue set, signed
+    /// if configured).
+    fn enqueue<'py>(&self, py: Python<'py>, task: &PyTask) -> PyResult<Bound<'py, PyAny>> {
+        let (queue, task) = (self.live()?.clone(), task.inner.clone());
+        runtime::future_into_py(py, async move {
+            queue.enqueue(task).await.py().map(PyTask::new)
+        })
+    }
+
+    /// `enqueue` for synchronous code: blocks (without the GIL) until stored.
+    fn enqueue_sync(&self, py: Python<'_>, task: &PyTask) -> PyResult<PyTask> {
+        let (queue, task) = (self.live()?.clone(), task.inner.clone());
+        runtime::block_on(py, async move { queue.enqueue(task).await })
+            .py()
+            .map(PyTask::new)
+    }
+
+    /// Loads a task by id (verifying its signature when a verification key is set).
+    fn load_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.live()?.clone();
+        runtime::future_into_py(py, async move {
+            queue.load_task(&id).await.py().map(PyTask::new)
+        })
+    }
+
+    /// Enqueues a stored task again on this queue, in state `retry` with its tries reset.
+    fn retry_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.live()?.clone();
+        runtime::future_into_py(py, async move {
+            queue.retry_task(&id).await.py().map(PyTask::new)
+        })
+    }
+
+    /// The queue's settings and item counts, read now.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.live()?.clone();
+        runtime::future_into_py(py, async move {
+            queue.info().await.py().map(|inner| PyQueueInfo { inner })
+        })
+    }
+
+    /// Removes every work item of the queue (the task documents stay).
+    fn purge<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.live()?.clone();
+        runtime::future_into_py(py, async move { queue.purge().await.py() })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("QueueHandle(name={:?})", self.inner.name())
+    }
+}
