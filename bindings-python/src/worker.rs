@@ -103,12 +103,15 @@ impl PyWorker {
     }
 
     /// Runs until `shutdown` is cancelled, then lets running handlers finish within the shutdown
-    /// grace. Async handlers run on the event loop this is awaited on, in the caller's
-    /// contextvars. Raises `AlreadyRunning` on a second call.
+    /// grace; cancelling `hard_stop` ends the grace at once and hands unfinished tasks back
+    /// without counting a try. Async handlers run on the event loop this is awaited on, in the
+    /// caller's contextvars. Raises `AlreadyRunning` on a second call.
+    #[pyo3(signature = (shutdown, hard_stop=None))]
     fn run<'py>(
         &self,
         py: Python<'py>,
         shutdown: &PyCancellationToken,
+        hard_stop: Option<&PyCancellationToken>,
     ) -> PyResult<Bound<'py, PyAny>> {
         runtime::same_process(self.pid)?;
         let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
@@ -127,8 +130,9 @@ impl PyWorker {
             }
         };
         let (worker, shutdown) = (pending.inner, shutdown.inner.clone());
+        let hard_stop = hard_stop.map(|t| t.inner.clone()).unwrap_or_default();
         runtime::future_into_py_with_locals(py, locals, async move {
-            let result = worker.run(shutdown).await.py();
+            let result = worker.run_with_hard_stop(shutdown, hard_stop).await.py();
             drop(installed);
             result
         })

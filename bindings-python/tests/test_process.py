@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import signal
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+import jetjobs
 
 STUCK_WORKER = """
 import logging, sys, time
@@ -33,7 +36,7 @@ def stuck(task: jetjobs.Task) -> None:
     while True:  # ignores its context's cancellation: stuck for good
         time.sleep(0.05)
 
-app.enqueue_sync("stuck")
+print("enqueued", app.enqueue_sync("stuck").id, flush=True)
 app.run_sync()
 """
 
@@ -90,6 +93,16 @@ def test_a_second_ctrl_c_stops_a_worker_with_a_stuck_sync_handler(
             proc.kill()
             proc.wait()
     assert proc.returncode != 0  # stopped by KeyboardInterrupt, not a graceful exit
+    # The engine handed the stuck task back at once, the try not counted, rather than leaving it
+    # `active` until its 10-minute max run time.
+    (task_id,) = [line.split()[1] for line in out.seen if line.startswith("enqueued ")]
+    task = asyncio.run(_load(nats_url, task_id))
+    assert (task.state, task.tries) == ("retry", 0)
+
+
+async def _load(url: str, task_id: str) -> jetjobs.Task:
+    async with jetjobs.App(url, queue="STUCK") as app:
+        return await app.load_task(task_id)
 
 
 FORKED_APP = """

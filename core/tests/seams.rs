@@ -376,6 +376,38 @@ async fn outages_are_storage_errors_and_missing_queues_are_not_found() {
 }
 
 #[tokio::test]
+async fn a_closed_client_says_so() {
+    let server = NatsServer::start();
+    let client = connect(&server).await;
+    let queue = client
+        .open_queue(Queue::new("CLOSING"))
+        .await
+        .expect("queue");
+    queue
+        .enqueue(Task::new("t", &1).expect("task"))
+        .await
+        .expect("enqueue");
+    client.close().await.expect("close");
+    client.close().await.expect("closing twice is fine");
+    assert_eq!(
+        queue
+            .enqueue(Task::new("t", &2).expect("task"))
+            .await
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::Closed)
+    );
+    assert_eq!(
+        client
+            .open_queue(Queue::new("X"))
+            .await
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::Closed)
+    );
+}
+
+#[tokio::test]
 async fn bad_tasks_are_refused_up_front_with_typed_errors() {
     let server = NatsServer::start();
     let client = connect(&server).await;

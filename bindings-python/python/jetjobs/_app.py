@@ -467,8 +467,9 @@ class App:
 
         Shutdown is graceful: no new tasks are taken and running handlers get the shutdown grace
         period to finish; unfinished tasks go back to the queue without counting a try. A second
-        SIGINT stops at once, even with a sync handler stuck: running handlers are abandoned
-        (their tasks are delivered again later) and ``KeyboardInterrupt`` is raised.
+        SIGINT stops at once, even with a sync handler stuck: the engine hands the unfinished
+        tasks back at once (state ``retry``, the try not counted) and ``KeyboardInterrupt`` is
+        raised.
         """
         # Registered now, not when the coroutine first runs, so that `stop()` right after
         # `asyncio.ensure_future(app.run())` is not lost.
@@ -482,33 +483,40 @@ class App:
             return
         finished = CancellationToken()
         self._running[shutdown] = finished
+        hard_stop = CancellationToken()
         try:
-            running = await self._start(shutdown)
+            running = await self._start(shutdown, hard_stop)
         except BaseException:
             self._running.pop(shutdown, None)
             finished.cancel()
             raise
         try:
-            await self._wait(shutdown, running, handle_signals)
+            await self._wait(shutdown, hard_stop, running, handle_signals)
         finally:
             finished.cancel()
 
-    async def _start(self, shutdown: CancellationToken) -> asyncio.Future[None]:
+    async def _start(
+        self, shutdown: CancellationToken, hard_stop: CancellationToken
+    ) -> asyncio.Future[None]:
         """One worker consuming every queue with handlers, running."""
         client = await self.client()
         worker = Worker(client, **self._worker_options)
         for name in self._queues.to_consume():
             worker.consume(await self.queue(name), self._queues.mux(name))
-        return asyncio.ensure_future(worker.run(shutdown))
+        return asyncio.ensure_future(worker.run(shutdown, hard_stop))
 
     async def _wait(
-        self, shutdown: CancellationToken, running: asyncio.Future[None], handle_signals: bool
+        self,
+        shutdown: CancellationToken,
+        hard_stop: CancellationToken,
+        running: asyncio.Future[None],
+        handle_signals: bool,
     ) -> None:
         loop = asyncio.get_running_loop()
         interrupted: list[int] = []
         signals = []
         if handle_signals:
-            signals = self._install_signals(loop, shutdown, running, interrupted)
+            signals = self._install_signals(loop, shutdown, hard_stop, interrupted)
         cancelled = False
         try:
             while not running.done():
@@ -542,7 +550,7 @@ class App:
         self,
         loop: asyncio.AbstractEventLoop,
         shutdown: CancellationToken,
-        running: asyncio.Future[None],
+        hard_stop: CancellationToken,
         interrupted: list[int],
     ) -> list[int]:
         if threading.current_thread() is not threading.main_thread():
@@ -551,12 +559,12 @@ class App:
 
         def on_signal(sig: int) -> None:
             if sig == signal.SIGINT and shutdown.is_cancelled:
-                # The second Ctrl-C: stop now. Handlers still running are abandoned (their tasks
-                # return to the queue when their delivery times out) and `run` raises
-                # KeyboardInterrupt; a third gets Python's default behaviour.
+                # The second Ctrl-C: stop now. The engine stops waiting for running handlers
+                # (a stuck sync one is left to its daemon thread) and hands their tasks back;
+                # `run` then raises KeyboardInterrupt. A third gets Python's default behaviour.
                 interrupted.append(sig)
                 loop.remove_signal_handler(sig)
-                running.cancel()
+                hard_stop.cancel()
                 return
             shutdown.cancel()
             if sig != signal.SIGINT:

@@ -145,6 +145,7 @@ impl Client {
 
     /// Lifecycle events as they are published (not persisted: only events after subscribing).
     pub async fn events(&self) -> Result<BoxStream<'static, Result<Event>>> {
+        self.inner.storage.ensure_open()?;
         let nats = &self.inner.storage.nats;
         let subscription = nats
             .subscribe(EVENTS_SUBJECT_WILDCARD)
@@ -166,14 +167,9 @@ impl Client {
         StorageAdmin::new(self.inner.storage.clone())
     }
 
-    /// Flushes what was published and closes the connection (every clone of this client).
-    /// Workers should be stopped first; calls after this fail with a storage error.
+    /// Flushes what was published and closes the connection (every clone of this client and its
+    /// queue handles). Workers should be stopped first; later calls fail with `Closed`.
     pub async fn close(&self) -> Result<()> {
-        self.inner
-            .storage
-            .nats
-            .drain()
-            .await
-            .map_err(|e| Error::storage("closing the connection", e))
+        self.inner.storage.close().await
     }
 }

@@ -55,6 +55,7 @@ impl Storage {
 
     /// Size of the tasks store.
     pub(crate) async fn tasks_info(&self) -> Result<TasksInfo> {
+        self.ensure_open()?;
         let info = self
             .tasks
             .get_info()

@@ -271,6 +271,7 @@ fn invalid_key(key: &str) -> Error {
 impl Storage {
     /// Opens the bucket, creating it as `config` says if it does not exist.
     pub(crate) async fn open_kv(&self, config: &KvBucket) -> Result<Kv> {
+        self.ensure_open()?;
         if let Ok(store) = self.js.get_key_value(&config.name).await {
             return Ok(Kv {
                 store,

@@ -11,11 +11,13 @@ pub(crate) mod kv;
 mod queues;
 mod tasks;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::wire::names::{CONFIG_BUCKET, ELECTIONS_BUCKET, TASKS_STREAM, TASKS_SUBJECTS};
 
 pub use admin::TasksInfo;
@@ -38,6 +40,8 @@ pub(crate) struct Storage {
     pub(crate) js: jetstream::Context,
     tasks: stream::Stream,
     settings: StorageSettings,
+    /// Set by `Client::close`: later calls fail with `Closed` instead of a connection error.
+    closed: Arc<AtomicBool>,
 }
 
 impl Storage {
@@ -67,6 +71,7 @@ impl Storage {
             js,
             tasks,
             settings,
+            closed: Arc::new(AtomicBool::new(false)),
         };
         storage
             .kv_bucket(kv::BucketConfig {
@@ -83,6 +88,27 @@ impl Storage {
             })
             .await?;
         Ok(storage)
+    }
+}
+
+impl Storage {
+    /// Fails with `Closed` once the client was closed.
+    pub(crate) fn ensure_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed, "the client was closed"));
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes the connection; every later call fails with `Closed`.
+    pub(crate) async fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.nats
+            .drain()
+            .await
+            .map_err(|e| Error::storage("closing the connection", e))
     }
 }
 

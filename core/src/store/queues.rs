@@ -37,6 +37,7 @@ impl Storage {
     /// server returned them (their cached info is current), so callers need no further round trips
     /// to read settings or counts.
     pub(crate) async fn open_queue(&self, wanted: &Queue) -> Result<OpenQueue> {
+        self.ensure_open()?;
         Queue::validate_name(&wanted.name)?;
         let stream = if wanted.no_create {
             self.existing_queue_stream(&wanted.name).await?
@@ -126,6 +127,7 @@ impl Storage {
 
     /// Names of every queue (streams named `CHORIA_AJ_Q_*`).
     pub(crate) async fn queue_names(&self) -> Result<Vec<String>> {
+        self.ensure_open()?;
         let mut names = Vec::new();
         let mut stream_names = self.js.stream_names();
         while let Some(name) = stream_names.next().await {
@@ -172,6 +174,7 @@ impl Storage {
 
     /// The queue's stream; `QueueNotFound` only when the server says so, never for an outage.
     async fn existing_queue_stream(&self, name: &str) -> Result<stream::Stream> {
+        self.ensure_open()?;
         Queue::validate_name(name)?;
         self.js
             .get_stream(queue_stream(name))

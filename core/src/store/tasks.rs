@@ -15,6 +15,7 @@ use crate::wire::names::task_subject;
 impl Storage {
     /// Saves `task` if no one else saved it since this copy was read, then publishes its event.
     pub(crate) async fn save_task(&self, task: &mut Task) -> Result<()> {
+        self.ensure_open()?;
         let document = task.to_json()?;
         self.check_size(&task.id, document.len())?;
         let publish = PublishMessage::build()
@@ -42,7 +43,7 @@ impl Storage {
     /// Fails with `PayloadTooLarge` for a document the server would refuse: the connection would
     /// otherwise report a misleading timeout.
     fn check_size(&self, id: &str, document_len: usize) -> Result<()> {
-        let max = self.nats.server_info().max_payload;
+        let max = self.nats.max_payload();
         if max == 0 || document_len <= max {
             return Ok(());
         }
@@ -69,6 +70,7 @@ impl Storage {
 
     /// Loads the latest stored copy of a task.
     pub(crate) async fn load_task(&self, id: &str) -> Result<Task> {
+        self.ensure_open()?;
         let not_found = || Error::new(ErrorKind::TaskNotFound, format!("task not found: {id}"));
         if crate::task::validate_id(id).is_err() {
             return Err(not_found());

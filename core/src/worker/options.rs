@@ -120,7 +120,9 @@ impl WorkerOptions {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Fails with `InvalidOption` or `UnknownDiscardPolicy` for settings a worker cannot run with
+    /// ([`Worker::run`](crate::Worker::run) checks this too).
+    pub fn validate(&self) -> Result<()> {
         if self.concurrency == 0 {
             return Err(Error::new(
                 ErrorKind::InvalidOption,

@@ -52,6 +52,10 @@ impl QueueConsumer {
         let mut pull_failures = 0u32;
 
         'pulling: while !shutdown.is_cancelled() {
+            if this.storage.ensure_open().is_err() {
+                tracing::info!(queue = %this.queue.name, "client closed; the worker stops");
+                break;
+            }
             let first = tokio::select! {
                 slot = slots.acquire() => match slot { Some(s) => s, None => break },
                 _ = shutdown.cancelled() => break,
