@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
@@ -86,3 +87,20 @@ async def running(app: jetjobs.App) -> AsyncIterator[asyncio.Future[None]]:
     finally:
         app.stop()
         await asyncio.wait_for(worker, 20)
+
+
+class Gauge:
+    """In-flight handler count and its peak; thread-safe."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.now -= 1

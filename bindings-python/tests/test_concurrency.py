@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -13,24 +12,7 @@ import pytest
 
 import jetjobs
 
-from conftest import MakeApp, running, wait_final
-
-
-class Gauge:
-    """In-flight handler count and its peak; thread-safe."""
-
-    def __init__(self) -> None:
-        self.now = self.peak = 0
-        self._lock = threading.Lock()
-
-    def enter(self) -> None:
-        with self._lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-
-    def leave(self) -> None:
-        with self._lock:
-            self.now -= 1
+from conftest import Gauge, MakeApp, running, wait_final
 
 
 async def test_client_concurrency_limits_async_handlers(make_app: MakeApp) -> None:

@@ -5,7 +5,6 @@ handles, the native Worker, one connection for racing first calls, and closing."
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,24 +13,7 @@ import pytest
 
 import jetjobs
 
-from conftest import MakeApp, running, wait_final, wait_for, wait_state
-
-
-class Gauge:
-    """In-flight handler count and its peak; thread-safe."""
-
-    def __init__(self) -> None:
-        self.now = self.peak = 0
-        self._lock = threading.Lock()
-
-    def enter(self) -> None:
-        with self._lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-
-    def leave(self) -> None:
-        with self._lock:
-            self.now -= 1
+from conftest import Gauge, MakeApp, running, wait_final, wait_for, wait_state
 
 
 async def test_one_worker_runs_two_queues_under_one_budget(make_app: MakeApp) -> None:
