@@ -539,3 +539,94 @@ async fn a_hard_stop_cuts_the_shutdown_grace_short_and_releases_running_tasks() 
     let released = client.load_task(&task.id).await.expect("load");
     assert_eq!((released.state, released.tries), (TaskState::Retry, 0));
 }
+
+#[tokio::test]
+async fn enqueue_many_pipelines_with_enqueues_guarantees_per_task() {
+    let server = NatsServer::start();
+    let client = connect(&server).await;
+    let queue = client.open_queue(Queue::new("BATCH")).await.expect("queue");
+    let existing = queue
+        .enqueue(Task::new("t", &"first").expect("task"))
+        .await
+        .expect("enqueue");
+    let mut tasks: Vec<Task> = (0..2500)
+        .map(|i| Task::new("t", &i).expect("task"))
+        .collect();
+    // A repeat of a stored task is fine; another task with its id is not; a final one never is.
+    tasks[10] = existing.clone();
+    tasks[1500] = Task::new("t", &"other")
+        .expect("task")
+        .with_id(existing.id.clone())
+        .expect("id");
+    tasks[2000].state = TaskState::Complete;
+    let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+
+    let results = queue.enqueue_many(tasks).await;
+    assert_eq!(results.len(), 2500);
+    for (i, result) in results.iter().enumerate() {
+        match i {
+            1500 => assert_eq!(
+                result.as_ref().err().map(|e| e.kind()),
+                Some(ErrorKind::TaskAlreadyExists)
+            ),
+            2000 => assert_eq!(
+                result.as_ref().err().map(|e| e.kind()),
+                Some(ErrorKind::TaskCannotEnqueue)
+            ),
+            _ => assert_eq!(
+                result.as_ref().map(|t| t.id.as_str()).ok(),
+                Some(ids[i].as_str()),
+                "task {i}"
+            ),
+        }
+    }
+    // One item per stored task, in the right queue.
+    assert_eq!(queue.info().await.expect("info").items, 2500 - 2);
+
+    // A full queue refuses items: those tasks are recorded as queue_error, the others stored.
+    let small = client
+        .open_queue(Queue::new("SMALL").max_entries(3))
+        .await
+        .expect("queue");
+    let results = small
+        .enqueue_many((0..5).map(|i| Task::new("t", &i).expect("task")))
+        .await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+    for failed in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(failed.kind(), ErrorKind::Storage, "{failed}");
+    }
+    assert!(small.enqueue_many(Vec::new()).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_id_reused_after_its_task_was_discarded_runs_again() {
+    let server = NatsServer::start();
+    let client = connect(&server).await;
+    let queue = client.open_queue(Queue::new("REUSE")).await.expect("queue");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut mux = Mux::new();
+    let counter = runs.clone();
+    mux.handle("", move |_ctx, _task| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Ok(json!("done")) }
+    })
+    .expect("register");
+    let mut worker = Worker::new(&client, fast().discard_states([TaskState::Complete]));
+    worker.consume(&queue, mux).expect("consume");
+    let running = spawn(worker);
+    for round in 1..=2 {
+        // Within JetStream's 2-minute dedupe window of the first item.
+        let task = Task::new("job", &round)
+            .expect("task")
+            .with_id("nightly-report")
+            .expect("id");
+        queue.enqueue(task).await.expect("enqueue");
+        wait_for("the task to run and be discarded", FINAL, || async {
+            let gone =
+                client.load_task("nightly-report").await.err()?.kind() == ErrorKind::TaskNotFound;
+            (gone && runs.load(Ordering::SeqCst) == round).then_some(())
+        })
+        .await;
+    }
+    stop(running).await;
+}

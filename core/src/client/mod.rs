@@ -5,6 +5,7 @@
 //! queue (enqueue, load, retry, info, purge); a [`Worker`](crate::Worker) consumes queues.
 
 mod admin;
+mod batch;
 mod options;
 mod queue;
 
@@ -116,6 +117,11 @@ impl Client {
     /// Enqueues to the default queue; see [`QueueHandle::enqueue`].
     pub async fn enqueue(&self, task: Task) -> Result<Task> {
         self.inner.default_queue.enqueue(task).await
+    }
+
+    /// Enqueues many tasks to the default queue; see [`QueueHandle::enqueue_many`].
+    pub async fn enqueue_many(&self, tasks: impl IntoIterator<Item = Task>) -> Vec<Result<Task>> {
+        self.inner.default_queue.enqueue_many(tasks).await
     }
 
     /// Loads a task of any queue, verifying its signature when a verification key is configured.

@@ -62,15 +62,27 @@ impl QueueHandle {
     /// Enqueueing the same task again (say, after a timeout) finishes the first attempt and
     /// stores one item. A different task with an id already stored fails with
     /// `TaskAlreadyExists`.
-    pub async fn enqueue(&self, mut task: Task) -> Result<Task> {
+    pub async fn enqueue(&self, task: Task) -> Result<Task> {
+        let task = self.prepare(task)?;
+        self.store_and_publish(task, true).await
+    }
+
+    /// Checks a task for enqueueing here: valid, in an enqueueable state, queue set, signed if
+    /// configured.
+    pub(super) fn prepare(&self, mut task: Task) -> Result<Task> {
         task.validate()?;
+        check_enqueueable(&task)?;
         task.queue = self.inner.settings.name.clone();
         if let Some(signer) = &self.inner.producer.signer
             && task.signature.is_empty()
         {
             signer.sign(&mut task)?;
         }
-        self.store_and_publish(task, true).await
+        Ok(task)
+    }
+
+    pub(super) fn storage(&self) -> &Storage {
+        &self.inner.storage
     }
 
     /// Loads a task, verifying its signature when a verification key is configured.
@@ -102,42 +114,62 @@ impl QueueHandle {
         self.inner.storage.purge_queue(self.name()).await
     }
 
-    async fn store_and_publish(&self, mut task: Task, first_enqueue: bool) -> Result<Task> {
-        if !matches!(
-            task.state,
-            TaskState::New | TaskState::Retry | TaskState::Blocked
-        ) {
-            return Err(Error::new(
-                ErrorKind::TaskCannotEnqueue,
-                format!("cannot enqueue a task in state {:?}", task.state.as_str()),
-            ));
-        }
+    pub(super) async fn store_and_publish(
+        &self,
+        mut task: Task,
+        first_enqueue: bool,
+    ) -> Result<Task> {
+        check_enqueueable(&task)?;
         let storage = &self.inner.storage;
-        let mut resumed = false;
         match storage.save_task(&mut task).await {
             Ok(()) => {}
             Err(e) if first_enqueue && e.kind() == ErrorKind::TaskUpdateFailed => {
                 task = self.resume_enqueue(task).await?;
-                resumed = true;
             }
             Err(e) => return Err(e),
         }
-        if let Err(e) = storage
+        let published = storage
             .publish_item(&self.inner.settings, &task, first_enqueue)
-            .await
-        {
-            // A repeated enqueue finds its item already stored: the task is enqueued.
-            if resumed && e.kind() == ErrorKind::DuplicateItem {
-                return Ok(task);
-            }
-            task.state = TaskState::QueueError;
-            task.last_err = e.to_string();
-            if let Err(save) = storage.save_task(&mut task).await {
-                tracing::error!(task = %task.id, error = %save, "recording queue_error failed");
-            }
-            return Err(e);
+            .await;
+        self.settle_item(task, published).await
+    }
+
+    /// The outcome of publishing `task`'s item. A duplicate means an item for this id was
+    /// published within JetStream's dedupe window: a repeated enqueue, whose item is there, or an
+    /// id reused after its task was deleted, whose item may be consumed already and is
+    /// published again. Any other failure is recorded as `queue_error`.
+    pub(super) async fn settle_item(&self, task: Task, published: Result<()>) -> Result<Task> {
+        let e = match published {
+            Ok(()) => return Ok(task),
+            Err(e) => e,
+        };
+        if e.kind() == ErrorKind::DuplicateItem {
+            let storage = &self.inner.storage;
+            let republished = match storage.item_exists(&self.inner.settings, &task.id).await {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    storage
+                        .publish_item(&self.inner.settings, &task, false)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            return match republished {
+                Ok(()) => Ok(task),
+                Err(e) => Err(self.record_queue_error(task, e).await),
+            };
         }
-        Ok(task)
+        Err(self.record_queue_error(task, e).await)
+    }
+
+    /// Saves a task whose item could not be stored as `queue_error`, returning the item's error.
+    pub(super) async fn record_queue_error(&self, mut task: Task, error: Error) -> Error {
+        task.state = TaskState::QueueError;
+        task.last_err = error.to_string();
+        if let Err(save) = self.inner.storage.save_task(&mut task).await {
+            tracing::error!(task = %task.id, error = %save, "recording queue_error failed");
+        }
+        error
     }
 
     /// A first save found a document with this id: if it is this very task, stored by an enqueue
@@ -163,4 +195,17 @@ impl QueueHandle {
             ),
         ))
     }
+}
+
+fn check_enqueueable(task: &Task) -> Result<()> {
+    if matches!(
+        task.state,
+        TaskState::New | TaskState::Retry | TaskState::Blocked
+    ) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::TaskCannotEnqueue,
+        format!("cannot enqueue a task in state {:?}", task.state.as_str()),
+    ))
 }

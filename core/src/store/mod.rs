@@ -22,8 +22,8 @@ use crate::wire::names::{CONFIG_BUCKET, ELECTIONS_BUCKET, TASKS_STREAM, TASKS_SU
 
 pub use admin::TasksInfo;
 pub use kv::{Kv, KvBucket, KvEntry, KvOperation};
-pub(crate) use queues::ProcessItem;
 pub use queues::QueueInfo;
+pub(crate) use queues::{ProcessItem, finish_item};
 
 /// Where and how the streams are stored when jetjobs creates them.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,9 @@
 //! items (`{"kind":0,"job":"<task id>"}`) published to it.
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, ReplayPolicy, pull};
-use async_nats::jetstream::context::{GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::context::{
+    GetStreamErrorKind, PublishAckFuture, PublishError, PublishErrorKind,
+};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy};
 use async_nats::jetstream::{self, ErrorCode};
@@ -96,6 +98,18 @@ impl Storage {
         task: &Task,
         dedupe: bool,
     ) -> Result<()> {
+        let pending = self.send_item(queue, task, dedupe).await?;
+        finish_item(queue, pending).await
+    }
+
+    /// Sends the work item without waiting for the server; see [`finish_item`].
+    pub(crate) async fn send_item(
+        &self,
+        queue: &Queue,
+        task: &Task,
+        dedupe: bool,
+    ) -> Result<PublishAckFuture> {
+        self.ensure_open()?;
         let item = ProcessItem {
             kind: 0,
             job: task.id.clone(),
@@ -105,24 +119,23 @@ impl Storage {
         if dedupe {
             publish = publish.message_id(&task.id);
         }
-        let ack = async {
-            self.js
-                .send_publish(queue.item_subject(&task.id), publish)
-                .await?
-                .await
+        self.js
+            .send_publish(queue.item_subject(&task.id), publish)
+            .await
+            .map_err(|e| item_error(queue, e))
+    }
+
+    /// Whether the queue holds an item for `task_id` (waiting or in flight).
+    pub(crate) async fn item_exists(&self, queue: &Queue, task_id: &str) -> Result<bool> {
+        let stream = self.existing_queue_stream(&queue.name).await?;
+        match stream
+            .get_last_raw_message_by_subject(&queue.item_subject(task_id))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(Error::storage("looking up a work item", e)),
         }
-        .await
-        .map_err(|e| match e.kind() {
-            PublishErrorKind::StreamNotFound => queue_not_found(&queue.name),
-            _ => Error::storage("publishing work item", e),
-        })?;
-        if ack.duplicate {
-            return Err(Error::new(
-                ErrorKind::DuplicateItem,
-                "duplicate work queue item",
-            ));
-        }
-        Ok(())
     }
 
     /// Names of every queue (streams named `CHORIA_AJ_Q_*`).
@@ -208,6 +221,25 @@ pub struct QueueInfo {
     pub in_flight: u64,
     /// Pull requests waiting for items.
     pub waiting_pulls: u64,
+}
+
+/// Waits for the server to store an item sent with [`Storage::send_item`].
+pub(crate) async fn finish_item(queue: &Queue, pending: PublishAckFuture) -> Result<()> {
+    let ack = pending.await.map_err(|e| item_error(queue, e))?;
+    if ack.duplicate {
+        return Err(Error::new(
+            ErrorKind::DuplicateItem,
+            "duplicate work queue item",
+        ));
+    }
+    Ok(())
+}
+
+fn item_error(queue: &Queue, e: PublishError) -> Error {
+    match e.kind() {
+        PublishErrorKind::StreamNotFound => queue_not_found(&queue.name),
+        _ => Error::storage("publishing work item", e),
+    }
 }
 
 fn queue_not_found(name: &str) -> Error {

@@ -2,7 +2,7 @@
 //! Task documents: one per subject in `CHORIA_AJ_TASKS`, saved with the expected last subject
 //! sequence (asyncjobs' optimistic concurrency), and their state-change events.
 
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::context::{PublishAckFuture, PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream;
 
@@ -15,27 +15,33 @@ use crate::wire::names::task_subject;
 impl Storage {
     /// Saves `task` if no one else saved it since this copy was read, then publishes its event.
     pub(crate) async fn save_task(&self, task: &mut Task) -> Result<()> {
+        let pending = self.send_task(task).await?;
+        self.finish_save(task, pending).await
+    }
+
+    /// Sends the save of `task` without waiting for the server: pipelined writers send many,
+    /// then [`Storage::finish_save`] each in order.
+    pub(crate) async fn send_task(&self, task: &Task) -> Result<PublishAckFuture> {
         self.ensure_open()?;
         let document = task.to_json()?;
         self.check_size(&task.id, document.len())?;
         let publish = PublishMessage::build()
             .payload(document.into())
             .expected_last_subject_sequence(task.seq);
-        let ack = async {
-            self.js
-                .send_publish(task_subject(&task.id), publish)
-                .await?
-                .await
-        }
-        .await
-        .map_err(|e| match e.kind() {
-            PublishErrorKind::WrongLastSequence => Error::with_source(
-                ErrorKind::TaskUpdateFailed,
-                format!("failed updating task state {}", task.state),
-                e,
-            ),
-            _ => Error::storage(format!("saving task {}", task.id), e),
-        })?;
+        self.js
+            .send_publish(task_subject(&task.id), publish)
+            .await
+            .map_err(|e| save_error(task, e))
+    }
+
+    /// Waits for the server to store a save sent with [`Storage::send_task`], then publishes the
+    /// task's event.
+    pub(crate) async fn finish_save(
+        &self,
+        task: &mut Task,
+        pending: PublishAckFuture,
+    ) -> Result<()> {
+        let ack = pending.await.map_err(|e| save_error(task, e))?;
         task.seq = ack.sequence;
         self.publish_event(task).await
     }
@@ -104,5 +110,16 @@ impl Storage {
             .await
             .map(|_| ())
             .map_err(|e| Error::storage(format!("deleting task {}", task.id), e))
+    }
+}
+
+fn save_error(task: &Task, e: PublishError) -> Error {
+    match e.kind() {
+        PublishErrorKind::WrongLastSequence => Error::with_source(
+            ErrorKind::TaskUpdateFailed,
+            format!("failed updating task state {}", task.state),
+            e,
+        ),
+        _ => Error::storage(format!("saving task {}", task.id), e),
     }
 }
