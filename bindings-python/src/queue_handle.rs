@@ -62,6 +62,33 @@ impl PyQueueHandle {
             .map(PyTask::new)
     }
 
+    /// Stores many tasks with pipelined writes; one entry per task, in order: the stored task, or
+    /// the exception its enqueue failed with (as `asyncio.gather(..., return_exceptions=True)`).
+    fn enqueue_many<'py>(
+        &self,
+        py: Python<'py>,
+        tasks: Vec<PyRef<'py, PyTask>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.live()?.clone();
+        let tasks: Vec<jetjobs::Task> = tasks.iter().map(|t| t.inner.clone()).collect();
+        runtime::future_into_py(py, async move {
+            results_to_py(queue.enqueue_many(tasks).await)
+        })
+    }
+
+    /// `enqueue_many` for synchronous code: blocks (without the GIL) until every task is settled.
+    fn enqueue_many_sync(
+        &self,
+        py: Python<'_>,
+        tasks: Vec<PyRef<'_, PyTask>>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let queue = self.live()?.clone();
+        let tasks: Vec<jetjobs::Task> = tasks.iter().map(|t| t.inner.clone()).collect();
+        results_to_py(runtime::block_on(py, async move {
+            queue.enqueue_many(tasks).await
+        }))
+    }
+
     /// Loads a task by id (verifying its signature when a verification key is set).
     fn load_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
         let queue = self.live()?.clone();
@@ -95,4 +122,17 @@ impl PyQueueHandle {
     fn __repr__(&self) -> String {
         format!("QueueHandle(name={:?})", self.inner.name())
     }
+}
+
+/// Stored tasks and the exceptions of those that failed, in order.
+fn results_to_py(results: Vec<jetjobs::Result<jetjobs::Task>>) -> PyResult<Vec<Py<PyAny>>> {
+    Python::attach(|py| {
+        results
+            .into_iter()
+            .map(|result| match result {
+                Ok(task) => Ok(Bound::new(py, PyTask::new(task))?.into_any().unbind()),
+                Err(e) => Ok(crate::error::to_py(e).into_value(py).into_any()),
+            })
+            .collect()
+    })
 }

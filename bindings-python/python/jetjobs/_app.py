@@ -36,7 +36,7 @@ from ._queues import QueueLike, Queues
 from ._routes import Decoder, Encoder, Handler, Middleware, Route
 from ._states import TaskState
 from ._threads import HandlerThreads
-from .errors import InvalidTaskType
+from .errors import InvalidTaskType, JetJobsError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 """Where :class:`App` connects when no URL is given."""
@@ -341,6 +341,44 @@ class App:
             load_dependency_results=load_dependency_results,
         )
         return self.queue_sync(queue).enqueue_sync(made)
+
+    def _make_tasks(self, tasks: Iterable[Task | tuple[str, Any]]) -> list[Task]:
+        made = []
+        for task in tasks:
+            if isinstance(task, Task):
+                made.append(task)
+                continue
+            task_type, payload = task
+            made.append(
+                self._make_task(
+                    task_type,
+                    payload,
+                    id=None,
+                    deadline=None,
+                    max_tries=None,
+                    depends_on=(),
+                    load_dependency_results=False,
+                )
+            )
+        return made
+
+    async def enqueue_many(
+        self, tasks: Iterable[Task | tuple[str, Any]], *, queue: QueueLike | None = None
+    ) -> list[Task | JetJobsError]:
+        """Store many tasks on ``queue`` with pipelined writes, each as :meth:`enqueue` would.
+
+        ``tasks`` are :class:`Task` objects or ``(type, payload)`` pairs (encoded as by
+        :meth:`enqueue`). Returns one entry per task, in order: the stored task, or the
+        :class:`JetJobsError` its enqueue failed with; one failure does not stop the others.
+        """
+        made = self._make_tasks(tasks)
+        return await (await self.queue(queue)).enqueue_many(made)
+
+    def enqueue_many_sync(
+        self, tasks: Iterable[Task | tuple[str, Any]], *, queue: QueueLike | None = None
+    ) -> list[Task | JetJobsError]:
+        """:meth:`enqueue_many` for code without an event loop."""
+        return self.queue_sync(queue).enqueue_many_sync(self._make_tasks(tasks))
 
     async def load_task(self, id: str) -> Task:
         """Load a task by id (verifying its signature when a verification key is set)."""
