@@ -9,6 +9,13 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Cancelling it tells a `Worker.run` to stop (see `Worker.run` for which stop). */
+export declare class CancellationToken {
+  constructor()
+  cancel(): void
+  get isCancelled(): boolean
+}
+
 /** A connected client; `close()` lets go of the connection. */
 export declare class Client {
   /** The queue's settings as the server holds them. */
@@ -20,19 +27,24 @@ export declare class Client {
   /** Enqueues a stored task again, in state `retry` with its tries reset. */
   retryTask(id: string): Promise<Task>
   /**
-   * Processes tasks with `router`'s handlers until `shutdown` is cancelled, then shuts down
-   * gracefully. The router's handlers are released when the returned promise settles.
+   * Creates `queue` unless it exists (or binds to it) and resolves to a handle with the
+   * settings the server holds.
    */
-  run(router: Router, shutdown: ShutdownToken): Promise<void>
+  openQueue(queue: QueueOptions): Promise<QueueHandle>
+  /** The default queue, opened when connecting. */
+  get defaultQueue(): QueueHandle
+  /** A key-value bucket, created as `bucket` says unless it exists. */
+  kv(bucket: KvBucketOptions): Promise<Kv>
   /** Subscribes to lifecycle events; only events published after this resolves are seen. */
   events(): Promise<EventStream>
   /** Storage administration: queues and tasks. */
   admin(): StorageAdmin
   /**
-   * Lets go of this handle on the connection; running workers and streams keep their own
-   * until they end. Later calls fail with `ERR_CONNECTION`.
+   * Flushes what was published and closes the connection, for every handle, worker and
+   * stream made from this client (stop workers first). Later calls fail with `ERR_CONNECTION`;
+   * closing again does nothing.
    */
-  close(): void
+  close(): Promise<void>
 }
 
 /** `jetjobs::ClientOptions`, filled in one setter at a time, then `connect`ed. */
@@ -99,30 +111,66 @@ export declare class EventStream {
   close(): void
 }
 
-/** How long to wait before the next try; see `jetjobs::RetryPolicy`. */
-export declare class RetryPolicy {
-  /** One of asyncjobs' named policies: `default` (= `10m`), `10m`, `1h`, `1m`. */
-  static named(name: string): RetryPolicy
-  /** asyncjobs' linear policy: `steps` intervals from `minMs` towards `maxMs`. */
-  static linear(steps: number, minMs: number, maxMs: number, jitter: number): RetryPolicy
-  /** A custom list of intervals (the last repeats) with asyncjobs' jitter semantics. */
-  static intervals(intervalsMs: Array<number>, jitter: number): RetryPolicy
-  /** `initialMs · 2ⁿ`, capped at `maxMs`, with up to `jitter · d` taken off at random. */
-  static exponential(initialMs: number, maxMs: number, jitter: number): RetryPolicy
-  /** The delay before the next try after `deliveries` deliveries, in milliseconds. */
-  delayMs(deliveries: number): number
+/** A key-value bucket. */
+export declare class Kv {
+  /** The bucket name. */
+  get bucket(): string
+  /** The latest value of `key`; null if it was never set, deleted or purged. */
+  get(key: string): Promise<KvEntry | null>
+  /**
+   * Stores `value` unless `key` holds a value; resolves to the new revision. `KeyExists`
+   * otherwise.
+   */
+  create(key: string, value: Buffer): Promise<number>
+  /**
+   * Like `create`, and the key is removed after `ttlMs` (whole seconds, at least one) unless
+   * updated. The bucket must allow it (`perKeyTtl`).
+   */
+  createWithTtl(key: string, value: Buffer, ttlMs: number): Promise<number>
+  /** Stores `value` whatever the key holds; resolves to the new revision. */
+  put(key: string, value: Buffer): Promise<number>
+  /**
+   * Stores `value` only if the key's latest revision is `revision` (compare-and-swap);
+   * resolves to the new revision. `RevisionMismatch` if someone wrote first.
+   */
+  update(key: string, value: Buffer, revision: number): Promise<number>
+  /**
+   * Deletes `key` (a delete marker remains), only if its latest revision is
+   * `expectedRevision`, when given; `RevisionMismatch` otherwise.
+   */
+  delete(key: string, expectedRevision?: number | undefined | null): Promise<void>
+  /**
+   * Removes every revision of `key`, only if its latest revision is `expectedRevision`, when
+   * given.
+   */
+  purge(key: string, expectedRevision?: number | undefined | null): Promise<void>
+  /** Current keys. */
+  keys(): Promise<Array<string>>
+  /**
+   * Changes of keys matching `filter` (`>` for all, `*` one token): from `revision` on when
+   * given, otherwise the latest entry of each key and then every change.
+   */
+  watch(filter: string, revision?: number | undefined | null): Promise<KvWatch>
+}
+
+/** A watch on a bucket, pulled one entry per `next()`; `lib/` makes it an async iterator. */
+export declare class KvWatch {
+  /** The next entry, or null once the watch is closed. */
+  next(): Promise<KvEntry | null>
+  /** Ends the watch; a pending and every later `next()` resolve to null. */
+  close(): void
 }
 
 /**
  * Routes task types to JS handlers (exact type, else the longest registered prefix, `""` for
- * everything), for one `Client.run`.
+ * everything), for one queue of a `Worker`.
  *
  * Each handler is held as a threadsafe function, which keeps the Node process alive; they are
- * all released when the `run` they were given to ends.
+ * all released when the worker run they were given to ends (or by `close()`).
  */
-export declare class Router {
+export declare class Mux {
   /**
-   * `onAbort(callId)` is called when the processor abandons a handler call (its deadline
+   * `onAbort(callId)` is called when the worker abandons a handler call (its deadline
    * passed, or the worker stopped before it finished).
    */
   constructor(onAbort: (callId: number) => void)
@@ -137,11 +185,36 @@ export declare class Router {
   routeFor(taskType: string): string | null
 }
 
-/** Cancelling it stops `Client.run` gracefully. */
-export declare class ShutdownToken {
-  constructor()
-  cancel(): void
-  get isCancelled(): boolean
+/** One open queue: enqueue to it, load and retry its tasks, read its counts, purge it. */
+export declare class QueueHandle {
+  /** The queue's name. */
+  get name(): string
+  /** The queue's settings as the server holds them. */
+  get settings(): QueueSettings
+  /** Stores the task and its work item on this queue; resolves to the stored task. */
+  enqueue(spec: TaskSpec): Promise<Task>
+  /** Loads a task, verifying its signature when a verification key is configured. */
+  loadTask(id: string): Promise<Task>
+  /** Enqueues a stored task again on this queue, in state `retry` with its tries reset. */
+  retryTask(id: string): Promise<Task>
+  /** The queue's settings and item counts, read now. */
+  info(): Promise<QueueInfo>
+  /** Removes every work item of the queue (the task documents stay). */
+  purge(): Promise<void>
+}
+
+/** How long to wait before the next try; see `jetjobs::RetryPolicy`. */
+export declare class RetryPolicy {
+  /** One of asyncjobs' named policies: `default` (= `10m`), `10m`, `1h`, `1m`. */
+  static named(name: string): RetryPolicy
+  /** asyncjobs' linear policy: `steps` intervals from `minMs` towards `maxMs`. */
+  static linear(steps: number, minMs: number, maxMs: number, jitter: number): RetryPolicy
+  /** A custom list of intervals (the last repeats) with asyncjobs' jitter semantics. */
+  static intervals(intervalsMs: Array<number>, jitter: number): RetryPolicy
+  /** `initialMs · 2ⁿ`, capped at `maxMs`, with up to `jitter · d` taken off at random. */
+  static exponential(initialMs: number, maxMs: number, jitter: number): RetryPolicy
+  /** The delay before the next try after `deliveries` deliveries, in milliseconds. */
+  delayMs(deliveries: number): number
 }
 
 /** Lists, inspects and removes queues and tasks. */
@@ -162,9 +235,9 @@ export declare class StorageAdmin {
 /** A unit of work as stored (the asyncjobs task document). */
 export declare class Task {
   /** Parses a stored task document (the JSON asyncjobs writes). */
-  static fromDocument(document: string | Buffer): Task
+  static fromJson(document: string | Buffer): Task
   /** The task document exactly as asyncjobs stores it. */
-  document(): string
+  toJson(): string
   /** The bytes asyncjobs signs: `id:queue:type:max_tries:created_ns:deadline_ns:base64(payload)`. */
   signatureMessage(): string
   get id(): string
@@ -212,7 +285,7 @@ export declare class Task {
 
 /** The running handler's view of its try (`jetjobs::TaskContext`). */
 export declare class TaskContext {
-  /** Identifies this call to the abort callback given to `Router`. */
+  /** Identifies this call to the abort callback given to `Mux`. */
   get callId(): number
   /** Milliseconds left before the deadline. */
   get remainingMs(): number
@@ -260,6 +333,51 @@ export declare class TaskVerifier {
   verify(task: Task, optional?: boolean | undefined | null): void
 }
 
+/** Runs JS handlers for tasks of one or more queues (`jetjobs::Worker`), for one `run`. */
+export declare class Worker {
+  /** A worker of `client` with no queues yet. */
+  constructor(client: Client, options: WorkerOptions)
+  /**
+   * Consume `queue`, routing its tasks with `mux` (which is spent by this call). Its
+   * `maxConcurrent` caps the worker's handlers of that queue, within the worker's concurrency.
+   */
+  consume(queue: QueueHandle, mux: Mux): void
+  /**
+   * Runs until `shutdown` is cancelled, then lets running handlers finish within the shutdown
+   * grace and hands the rest back to their queues. Cancelling `hardStop` ends the grace at
+   * once: running handlers are abandoned and their tasks handed back (state `retry`, the try
+   * not counted). The handlers are released when the returned promise settles.
+   */
+  run(shutdown: CancellationToken, hardStop: CancellationToken): Promise<void>
+  /** Releases the consumed muxes' handlers without running. */
+  close(): void
+}
+
+/** `jetjobs::WorkerOptions`, filled in one setter at a time. */
+export declare class WorkerOptions {
+  /** asyncjobs' defaults: concurrency 10, the 10-minute retry policy, nothing discarded. */
+  constructor()
+  /**
+   * Handlers at once over every queue of the worker: a whole number of at least 1; anything
+   * else is `InvalidOption`.
+   */
+  concurrency(n: number): void
+  retryPolicy(policy: RetryPolicy): void
+  /**
+   * States to delete instead of store: `complete`, `expired`, `terminated`; any other name is
+   * `UnknownDiscardPolicy`.
+   */
+  discardStates(states: Array<string>): void
+  shutdownGraceMs(ms: number): void
+  verificationKey(verifier: TaskVerifier): void
+  signaturesOptional(): void
+  /** The configured concurrency. */
+  get concurrencyLimit(): number
+}
+
+/** How many connections `ClientOptions.connect` opened in this process so far. */
+export declare function connectionsOpened(): number
+
 export declare function constants(): Constants
 
 /** The core's defaults and wire constants. */
@@ -291,6 +409,31 @@ export declare function isFinalState(state: string): boolean
 
 /** True if `name` is usable as a task type or id (`^[a-zA-Z0-9_:-]+$`). */
 export declare function isValidName(name: string): boolean
+
+/**
+ * How a bucket is created when it does not exist yet (`jetjobs::KvBucket`); an existing bucket
+ * is used as it is.
+ */
+export interface KvBucketOptions {
+  name: string
+  description?: string
+  /** Values older than this are removed; 0 keeps them. */
+  maxAgeMs?: number
+  /** Values kept per key, 1 to 64. */
+  history?: number
+  /** Allow `createWithTtl`: each key may carry its own time to live. */
+  perKeyTtl?: boolean
+}
+
+/** One revision of a key. */
+export interface KvEntry {
+  key: string
+  /** Empty for deletes and purges. */
+  value: Buffer
+  /** The bucket-wide revision of this entry, the handle for compare-and-swap. */
+  revision: number
+  operation: 'put' | 'delete' | 'purge'
+}
 
 /**
  * A lifecycle event. `kind` tells which fields are set: `task_state` events carry the task's

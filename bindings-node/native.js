@@ -835,18 +835,24 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.CancellationToken = nativeBinding.CancellationToken
 module.exports.Client = nativeBinding.Client
 module.exports.ClientOptions = nativeBinding.ClientOptions
 module.exports.DevServer = nativeBinding.DevServer
 module.exports.EventStream = nativeBinding.EventStream
+module.exports.Kv = nativeBinding.Kv
+module.exports.KvWatch = nativeBinding.KvWatch
+module.exports.Mux = nativeBinding.Mux
+module.exports.QueueHandle = nativeBinding.QueueHandle
 module.exports.RetryPolicy = nativeBinding.RetryPolicy
-module.exports.Router = nativeBinding.Router
-module.exports.ShutdownToken = nativeBinding.ShutdownToken
 module.exports.StorageAdmin = nativeBinding.StorageAdmin
 module.exports.Task = nativeBinding.Task
 module.exports.TaskContext = nativeBinding.TaskContext
 module.exports.TaskSigner = nativeBinding.TaskSigner
 module.exports.TaskVerifier = nativeBinding.TaskVerifier
+module.exports.Worker = nativeBinding.Worker
+module.exports.WorkerOptions = nativeBinding.WorkerOptions
+module.exports.connectionsOpened = nativeBinding.connectionsOpened
 module.exports.constants = nativeBinding.constants
 module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.errorCodes = nativeBinding.errorCodes

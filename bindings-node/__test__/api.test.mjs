@@ -53,6 +53,31 @@ describe('package', () => {
     for (const name of names(cjs)) assert.equal(esm[name], cjs[name], name)
   })
 
+  test('one name per concept: the renamed classes exist and the old names are gone', async (t) => {
+    const native = require('../native.js')
+    for (const name of ['StorageAdmin', 'EventStream', 'QueueHandle', 'Kv', 'KvBucket', 'KvWatch', 'Task', 'Queue', 'App']) {
+      assert.equal(typeof esm[name], 'function', name)
+    }
+    for (const name of ['Admin', 'EventSubscription', 'Router', 'ShutdownToken']) {
+      assert.equal(esm[name], undefined, name)
+      assert.equal(native[name], undefined, `native ${name}`)
+    }
+    for (const name of ['Mux', 'CancellationToken', 'Worker', 'WorkerOptions', 'QueueHandle', 'Kv', 'KvWatch', 'StorageAdmin', 'EventStream']) {
+      assert.equal(typeof native[name], 'function', `native ${name}`)
+    }
+    assert.equal(typeof Task.fromJson, 'function')
+    assert.equal(Task.fromDocument, undefined)
+    assert.equal(typeof Task.prototype.toJson, 'function')
+    assert.equal(Task.prototype.document, undefined)
+    assert.equal(esm.taskSpec, undefined, 'internal helpers stay internal')
+    const app = new App({ servers: server.url, queue: queueName() })
+    t.after(() => app.close())
+    assert.ok(app.admin instanceof esm.StorageAdmin)
+    const events = await app.events()
+    assert.ok(events instanceof esm.EventStream)
+    events.close()
+  })
+
   test('every error code has its own JetJobsError subclass', () => {
     // ERROR_CODES comes from the addon: one per core ErrorKind, so a new kind without a class fails here.
     assert.ok(ERROR_CODES.length >= 26)
@@ -74,7 +99,7 @@ describe('errors', () => {
     assert.throws(() => RetryPolicy.intervals([]), InvalidRetryPolicyError)
     assert.throws(() => RetryPolicy.exponential({ initialMs: -5, maxMs: 10 }), InvalidOptionError)
     assert.throws(() => TaskSigner.fromHex('zz'), (e) => e instanceof InvalidKeyError && e.cause instanceof Error)
-    assert.throws(() => Task.fromDocument('{'), (e) => e.code === 'ERR_INVALID_DOCUMENT')
+    assert.throws(() => Task.fromJson('{'), (e) => e.code === 'ERR_INVALID_DOCUMENT')
     assert.deepEqual([...RETRY_POLICY_NAMES], ['10m', '1h', '1m', 'default'])
     const d = RetryPolicy.named('1m').delayMs(1)
     assert.ok(d >= 1975 && d < 5925, `${d}`)
@@ -107,14 +132,14 @@ describe('errors', () => {
 
 describe('task times and signatures', () => {
   test('exact RFC 3339 strings and nanoseconds survive; Date is only a convenience', () => {
-    const task = Task.fromDocument(GO_DOCUMENT)
+    const task = Task.fromJson(GO_DOCUMENT)
     assert.equal(task.created, '2022-02-09T17:28:41.943198067Z')
     assert.equal(task.createdNs, 1644427721943198067n)
     assert.equal(task.deadline, '2022-02-09T19:28:41.943198067+01:00')
     assert.equal(task.deadlineNs, 1644431321943198067n)
     assert.equal(task.createdAt.toISOString(), '2022-02-09T17:28:41.943Z')
     assert.deepEqual(task.payload, { to: 'a@example.net' })
-    assert.equal(task.document(), GO_DOCUMENT)
+    assert.equal(task.toJson(), GO_DOCUMENT)
     assert.deepEqual(JSON.parse(JSON.stringify(task)), JSON.parse(GO_DOCUMENT))
     assert.equal(
       task.signatureMessage(),
@@ -125,13 +150,13 @@ describe('task times and signatures', () => {
   test('signing and verification are the engine\'s, byte for byte', () => {
     const signer = TaskSigner.fromBytes(Buffer.alloc(32, 7))
     const verifier = TaskVerifier.fromHex(`${signer.verifier().toHex()}\n`)
-    const task = Task.fromDocument(GO_DOCUMENT)
+    const task = Task.fromJson(GO_DOCUMENT)
     assert.throws(() => verifier.verify(task), TaskNotSignedError)
     verifier.verify(task, { optional: true })
     signer.sign(task)
     assert.equal(task.signature.length, 128)
     verifier.verify(task)
-    const tampered = Task.fromDocument(task.document().replace('"max_tries":10', '"max_tries":11'))
+    const tampered = Task.fromJson(task.toJson().replace('"max_tries":10', '"max_tries":11'))
     assert.throws(() => verifier.verify(tampered), SignatureInvalidError)
   })
 

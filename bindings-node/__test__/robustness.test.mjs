@@ -18,6 +18,7 @@ import {
   Queue,
   RetryPolicy,
   Task,
+  UnknownDiscardPolicyError,
   UnknownEventTypeError,
   isFinalState,
 } from 'jetjobs'
@@ -155,6 +156,8 @@ describe('options and runs', () => {
       assert.throws(() => new App({ servers: server.url, concurrency }), (e) => e instanceof InvalidOptionError && e.code === 'ERR_INVALID_OPTION', String(concurrency))
     }
     assert.doesNotThrow(() => new App({ concurrency: 3, queue: new Queue('Q', { maxConcurrent: 5, maxEntries: -1 }) }))
+    // An unknown discard state is asyncjobs' unknown discard policy, not a document error.
+    assert.throws(() => new App({ discard: ['complete', 'nope'] }), (e) => e instanceof UnknownDiscardPolicyError && e.code === 'ERR_UNKNOWN_DISCARD_POLICY')
   })
 
   test('a second run() before the first resolved is AlreadyRunningError; close() stops the worker', async (t) => {
@@ -177,12 +180,16 @@ describe('options and runs', () => {
 })
 
 describe('signals', () => {
-  test('a second SIGINT during the shutdown grace period stops the worker at once', async (t) => {
+  test('a second SIGINT during the shutdown grace period stops at once and releases the stuck task', async (t) => {
+    const queue = queueName('SIG')
+    const producer = new App({ servers: server.url, queue })
+    t.after(() => producer.close())
+    const stuck = await producer.enqueue('stuck', null)
     const script = `
       const { App, Queue } = require('jetjobs')
-      const app = new App({ servers: ${JSON.stringify(server.url)}, queue: new Queue(${JSON.stringify(queueName('SIG'))}), shutdownGraceMs: 120000 })
+      const app = new App({ servers: ${JSON.stringify(server.url)}, queue: new Queue(${JSON.stringify(queue)}), shutdownGraceMs: 120000 })
       app.task('stuck', () => { console.log('started'); return new Promise(() => {}) })
-      app.enqueue('stuck', null).then(() => app.run())`
+      app.run()`
     const child = spawn(process.execPath, ['-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] })
     const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
     const killer = setTimeout(() => child.kill('SIGKILL'), 40_000)
@@ -191,6 +198,7 @@ describe('signals', () => {
       child.kill('SIGKILL')
     })
     await waitForOutput(child.stdout, /started/)
+    assert.equal((await producer.loadTask(stuck.id)).state, 'active')
     const graceful = waitForOutput(child.stderr, /shutting down gracefully/)
     child.kill('SIGINT')
     await graceful
@@ -200,6 +208,11 @@ describe('signals', () => {
     const { signal } = await exited
     assert.equal(signal, 'SIGINT', 'the second signal ended the process (not the 120 s grace or the SIGKILL)')
     assert.ok(Date.now() - started < 20_000)
+    // The engine handed the task back before the process ended: not left `active`, try not counted.
+    const released = await producer.loadTask(stuck.id)
+    assert.equal(released.state, 'retry')
+    assert.equal(released.tries, 0)
+    assert.equal(released.lastErr, 'worker shut down before the handler finished')
   })
 })
 
@@ -210,7 +223,7 @@ describe('engine facts', () => {
     assert.equal(isFinalState('completed'), true)
     assert.equal(isFinalState('nonsense'), false)
     const doc = '{"id":"24ErgVol4ZjpoQ8FAima9R2jEHB","type":"a","queue":"Q","payload":null,"max_tries":1,"state":"complete","created":"2022-02-09T17:28:41.943198067Z","tries":1}'
-    assert.equal(Task.fromDocument(doc).isFinal, true)
+    assert.equal(Task.fromJson(doc).isFinal, true)
   })
 })
 

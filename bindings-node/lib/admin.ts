@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-/** `Admin`: lists, inspects and removes queues and tasks. */
+/** `StorageAdmin`: lists, inspects and removes queues and tasks. */
 import type * as native from '../native.js'
 import { call, callSync } from './errors.js'
 import type { Queue, QueueInfo, QueueSettings, TasksInfo } from './queue.js'
 import { Task } from './task.js'
 
 /** Lists, inspects and removes queues and tasks. */
-export class Admin {
+export class StorageAdmin {
   readonly #client: () => Promise<native.Client>
   /** @internal */
   constructor(client: () => Promise<native.Client>) {

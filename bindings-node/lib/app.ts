@@ -1,22 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
-/** `App`: the friendly entry point, a producer and worker for one queue. */
+/** `App`: the friendly entry point, a producer and worker for one or more queues. */
 import { constants } from 'node:os'
 
 import * as native from '../native.js'
-import { Admin } from './admin.js'
+import { StorageAdmin } from './admin.js'
+import { DEFAULT_CONCURRENCY, DEFAULT_QUEUE_NAME } from './constants.js'
 import {
   AlreadyRunningError,
   ConnectionError,
   DuplicateHandlerError,
   InvalidOptionError,
-  InvalidPayloadError,
   call,
   callSync,
 } from './errors.js'
-import { EventSubscription, type EventsOptions } from './events.js'
-import { compose, ignore, settle, TaskContext, type Handler, type Middleware } from './handler.js'
-import { kAbort, kNative, toJson } from './internal.js'
+import { EventStream, type EventsOptions } from './events.js'
+import { abandon, compose, dispatch, ignore, Slots, type Call, type Handler, type Middleware } from './handler.js'
+import { kNative } from './internal.js'
+import { Kv, KvBucket, type KvWatch } from './kv.js'
 import { Queue, type QueueSettings } from './queue.js'
+import { QueueHandle, taskSpec, type EnqueueOptions } from './queueHandle.js'
 import { RetryPolicy, type RetryPolicyName } from './retry.js'
 import { TaskSigner, TaskVerifier } from './signing.js'
 import { Task } from './task.js'
@@ -27,9 +29,14 @@ export type DiscardState = 'complete' | 'expired' | 'terminated'
 export interface AppOptions {
   /** Server URL(s); default `nats://127.0.0.1:4222`. */
   servers?: string | readonly string[]
-  /** The queue to enqueue to and work on; default asyncjobs' `DEFAULT` queue. */
+  /** The default queue: where `enqueue` and handlers go unless they name another; default asyncjobs' `DEFAULT` queue. */
   queue?: Queue | string
-  /** Handlers this worker runs at once (default 10). */
+  /**
+   * Settings of other queues this app uses (by `app.task(..., { queue })`, `app.enqueue(..., { queue })`
+   * or `app.queue()`); a queue named only by a string elsewhere is created with the defaults.
+   */
+  queues?: ReadonlyArray<Queue | string>
+  /** Handlers this app runs at once, over every queue (default 10). */
   concurrency?: number
   /** Backoff between tries (default asyncjobs' `default`, 10 minutes). */
   retryPolicy?: RetryPolicyName | RetryPolicy
@@ -58,17 +65,10 @@ export interface AppOptions {
   tls?: { ca?: string; cert?: string; key?: string }
 }
 
-export interface EnqueueOptions {
-  /** Replaces the generated KSUID. */
-  id?: string
-  /** Not started after this time. A string is used exactly as given (RFC 3339). */
-  deadline?: Date | string
-  /** Tries before the task expires (default 10); 0 or less means unlimited. */
-  maxTries?: number
-  /** Tasks (or ids) that must complete first; the task starts `blocked`. */
-  dependsOn?: ReadonlyArray<string | Task>
-  /** Hand the dependencies' results to the handler (`task.dependencyResults`). */
-  loadDependencies?: boolean
+/** Options of `App.enqueue`. */
+export interface AppEnqueueOptions extends EnqueueOptions {
+  /** The queue to enqueue to (default: the app's default queue). */
+  queue?: Queue | string
 }
 
 export interface RunOptions {
@@ -76,42 +76,39 @@ export interface RunOptions {
   signal?: AbortSignal
   /**
    * Stop gracefully on SIGINT and SIGTERM while running (default true). A second signal during
-   * the shutdown grace period stops the process at once, with that signal's default action.
+   * the shutdown grace period stops at once: unfinished tasks go back to their queues (state
+   * `retry`, the try not counted), then the process ends with that signal's default action.
    */
   handleSignals?: boolean
 }
 
 export interface TaskOptions {
+  /** The queue whose tasks of this type the handler runs (default: the app's default queue). */
+  queue?: Queue | string
   /** Middleware for this task type only, inside the global middleware. */
   middleware?: readonly Middleware[]
 }
 
 interface Route {
+  readonly queue: string
   readonly type: string
   readonly handler: Handler
   readonly middleware: readonly Middleware[]
 }
 
-function clientOptions(o: AppOptions): native.ClientOptions {
+function toQueue(queue: Queue | string): Queue {
+  return typeof queue === 'string' ? new Queue(queue) : queue
+}
+
+function clientOptions(o: AppOptions, defaultQueue: Queue | undefined): native.ClientOptions {
   const n = new native.ClientOptions()
-  const queue = typeof o.queue === 'string' ? new Queue(o.queue) : o.queue
-  if (queue !== undefined) n.queue(queue.toNative())
-  if (o.concurrency !== undefined) n.concurrency(o.concurrency)
-  if (o.retryPolicy !== undefined) {
-    const policy = typeof o.retryPolicy === 'string' ? RetryPolicy.named(o.retryPolicy) : o.retryPolicy
-    n.retryPolicy(policy[kNative])
-  }
+  if (defaultQueue !== undefined) n.queue(defaultQueue.toNative())
   if (o.signingKey !== undefined) {
     const signer = typeof o.signingKey === 'string' ? TaskSigner.fromHex(o.signingKey) : o.signingKey
     n.signingKey(signer[kNative])
   }
-  if (o.verificationKey !== undefined) {
-    const verifier = typeof o.verificationKey === 'string' ? TaskVerifier.fromHex(o.verificationKey) : o.verificationKey
-    n.verificationKey(verifier[kNative])
-  }
+  if (o.verificationKey !== undefined) n.verificationKey(verifier(o.verificationKey)[kNative])
   if (o.signaturesOptional) n.signaturesOptional()
-  if (o.discard !== undefined) n.discardStates([...o.discard])
-  if (o.shutdownGraceMs !== undefined) n.shutdownGraceMs(o.shutdownGraceMs)
   if (o.memoryStorage) n.memoryStorage()
   if (o.replicas !== undefined) n.replicas(o.replicas)
   if (o.taskRetentionMs !== undefined) n.taskRetentionMs(o.taskRetentionMs)
@@ -124,52 +121,78 @@ function clientOptions(o: AppOptions): native.ClientOptions {
   return n
 }
 
-/**
- * The stored form of an `enqueue` payload: a `Buffer`/`Uint8Array` as raw bytes, anything else
- * as JSON (`BigInt`s as JSON integers; `undefined` as `null`). A value without a JSON form (a
- * function, a Symbol) or that cannot be encoded (a cycle) is an `InvalidPayloadError`.
- */
-function encodePayload(payload: unknown): string | Buffer {
-  if (payload instanceof Uint8Array) return Buffer.from(payload)
-  if (payload === undefined) return 'null'
-  let text: string | undefined
-  try {
-    text = toJson(payload)
-  } catch (error) {
-    throw new InvalidPayloadError(`encoding payload: ${(error as Error).message}`, { cause: error })
-  }
-  if (text === undefined) throw new InvalidPayloadError(`a ${typeof payload} payload has no JSON form`)
-  return text
+function verifier(key: TaskVerifier | string): TaskVerifier {
+  return typeof key === 'string' ? TaskVerifier.fromHex(key) : key
 }
 
+function workerOptions(o: AppOptions): native.WorkerOptions {
+  const n = new native.WorkerOptions()
+  if (o.concurrency !== undefined) n.concurrency(o.concurrency)
+  if (o.retryPolicy !== undefined) {
+    const policy = typeof o.retryPolicy === 'string' ? RetryPolicy.named(o.retryPolicy) : o.retryPolicy
+    n.retryPolicy(policy[kNative])
+  }
+  if (o.verificationKey !== undefined) n.verificationKey(verifier(o.verificationKey)[kNative])
+  if (o.signaturesOptional) n.signaturesOptional()
+  if (o.discard !== undefined) n.discardStates([...o.discard])
+  if (o.shutdownGraceMs !== undefined) n.shutdownGraceMs(o.shutdownGraceMs)
+  return n
+}
+
+/** How long a hard stop may take to hand tasks back before the process ends anyway. */
+const HARD_STOP_TIMEOUT_MS = 10_000
+
 /**
- * A producer and worker for one queue.
+ * A producer and worker for one or more queues, on one connection.
  *
  * ```ts
  * const app = new App({ servers: 'nats://127.0.0.1:4222', queue: new Queue('EMAIL') })
  * app.task('email:send', async (task) => ({ sent: true }))
+ * app.task('report:build', async (task) => 'built', { queue: new Queue('REPORTS', { maxConcurrent: 2 }) })
  * await app.enqueue('email:send', { to: 'a@example.net' })
+ * await app.enqueue('report:build', { month: 5 }, { queue: 'REPORTS' })
  * await app.run({ signal })
  * ```
  */
 export class App {
   readonly #options: AppOptions
   readonly #nativeOptions: native.ClientOptions
+  readonly #workerOptions: native.WorkerOptions
+  readonly #defaultQueue: string
+  /** Settings of queues by name, as given (the default queue's included). */
+  readonly #queues = new Map<string, Queue>()
+  /** Open queues by name: one promise each, so racing first uses open a queue once. */
+  readonly #handles = new Map<string, Promise<QueueHandle>>()
   readonly #routes: Route[] = []
   readonly #middleware: Middleware[] = []
-  readonly #subscriptions = new Set<EventSubscription>()
+  readonly #subscriptions = new Set<EventStream>()
+  readonly #watches = new Set<KvWatch>()
   #client: Promise<native.Client> | undefined
   #running: Promise<void> | undefined
+  #closing: Promise<void> | undefined
   #stop: (() => void) | undefined
   #closed = false
 
   /** Checks every option now: an invalid one (e.g. `concurrency: 1.5`) throws `InvalidOptionError`. */
   constructor(options: AppOptions = {}) {
     this.#options = { ...options }
-    this.#nativeOptions = callSync(() => clientOptions(this.#options))
+    const defaultQueue = options.queue === undefined ? undefined : toQueue(options.queue)
+    this.#defaultQueue = defaultQueue?.name ?? DEFAULT_QUEUE_NAME
+    this.#nativeOptions = callSync(() => clientOptions(this.#options, defaultQueue))
+    this.#workerOptions = callSync(() => workerOptions(this.#options))
+    if (defaultQueue !== undefined) this.#queues.set(defaultQueue.name, defaultQueue)
+    for (const queue of options.queues ?? []) this.#queueName(queue)
   }
 
-  /** Connects (once; every other method connects on first use) and prepares the queue. */
+  /** The queue's name; its settings are remembered unless the name already has some. */
+  #queueName(queue: Queue | string | undefined): string {
+    if (queue === undefined) return this.#defaultQueue
+    const q = toQueue(queue)
+    if (!this.#queues.has(q.name)) this.#queues.set(q.name, q)
+    return q.name
+  }
+
+  /** Connects (once; every other method connects on first use) and prepares the default queue. */
   async connect(): Promise<void> {
     await this.#connected()
   }
@@ -179,6 +202,7 @@ export class App {
     if (this.#client === undefined) {
       const servers = this.#options.servers ?? 'nats://127.0.0.1:4222'
       const url = typeof servers === 'string' ? servers : servers.join(',')
+      // Set before any await: racing first calls share this one connection.
       const connecting = call(async () => this.#nativeOptions.connect(url))
       connecting.catch(() => {
         if (this.#client === connecting) this.#client = undefined
@@ -189,10 +213,36 @@ export class App {
   }
 
   /**
-   * Registers a handler for a task type, or a prefix of types (`''` handles everything). Throws
-   * at once for a type no task can have (`InvalidTaskTypeError`, e.g. `'email.send'`), a type
-   * that already has a handler (`DuplicateHandlerError`) or a handler that is not a function
-   * (`InvalidOptionError`).
+   * An open queue: the default queue, or any other (created with the settings given to the app
+   * or here unless it exists). Opened once per name and cached.
+   */
+  queue(queue: Queue | string = this.#defaultQueue): Promise<QueueHandle> {
+    const name = this.#queueName(queue)
+    let handle = this.#handles.get(name)
+    if (handle === undefined) {
+      const opening = this.#open(name)
+      opening.catch(() => {
+        if (this.#handles.get(name) === opening) this.#handles.delete(name)
+      })
+      this.#handles.set(name, opening)
+      handle = opening
+    }
+    return handle
+  }
+
+  async #open(name: string): Promise<QueueHandle> {
+    const client = await this.#connected()
+    if (name === this.#defaultQueue) return new QueueHandle(callSync(() => client.defaultQueue))
+    const settings = this.#queues.get(name) ?? new Queue(name)
+    return new QueueHandle(await call(async () => client.openQueue(settings.toNative())))
+  }
+
+  /**
+   * Registers a handler for a task type, or a prefix of types (`''` handles everything), on the
+   * default queue or `options.queue` (a type may have a handler on several queues). Throws at
+   * once for a type no task can have (`InvalidTaskTypeError`, e.g. `'email.send'`), a type that
+   * already has a handler on that queue (`DuplicateHandlerError`) or a handler that is not a
+   * function (`InvalidOptionError`).
    */
   task<P = any, R = unknown>(type: string, handler: Handler<P, R>, options: TaskOptions = {}): this {
     if (typeof handler !== 'function') {
@@ -200,10 +250,11 @@ export class App {
     }
     // `''` is the catch-all route; any other route, a prefix included, must be a possible task type.
     if (type !== '') callSync(() => native.validateTaskType(type))
-    if (this.#routes.some((route) => route.type === type)) {
-      throw new DuplicateHandlerError(`duplicate handler for task type ${JSON.stringify(type)}`)
+    const queue = this.#queueName(options.queue)
+    if (this.#routes.some((route) => route.queue === queue && route.type === type)) {
+      throw new DuplicateHandlerError(`duplicate handler for task type ${JSON.stringify(type)} on queue ${queue}`)
     }
-    this.#routes.push({ type, handler: handler as Handler, middleware: [...(options.middleware ?? [])] })
+    this.#routes.push({ queue, type, handler: handler as Handler, middleware: [...(options.middleware ?? [])] })
     return this
   }
 
@@ -214,48 +265,49 @@ export class App {
   }
 
   /**
-   * Stores a task and its work item. `payload` is JSON-encoded, except a `Buffer`/`Uint8Array`,
-   * which is stored as raw bytes.
+   * Stores a task and its work item, on the default queue or `options.queue`. `payload` is
+   * JSON-encoded, except a `Buffer`/`Uint8Array`, which is stored as raw bytes.
    */
-  async enqueue<P = unknown>(type: string, payload?: P, options: EnqueueOptions = {}): Promise<Task<P>> {
-    const spec: native.TaskSpec = { type, payload: encodePayload(payload) }
-    if (options.id !== undefined) spec.id = options.id
-    if (options.deadline !== undefined) {
-      spec.deadline = typeof options.deadline === 'string' ? options.deadline : options.deadline.toISOString()
-    }
-    if (options.maxTries !== undefined) spec.maxTries = options.maxTries
-    if (options.dependsOn !== undefined) spec.dependencies = options.dependsOn.map((d) => (typeof d === 'string' ? d : d.id))
-    if (options.loadDependencies !== undefined) spec.loadDependencies = options.loadDependencies
-    const client = await this.#connected()
-    return new Task<P>(await call(async () => client.enqueue(spec)))
+  async enqueue<P = unknown>(type: string, payload?: P, options: AppEnqueueOptions = {}): Promise<Task<P>> {
+    const { queue, ...rest } = options
+    const spec = taskSpec(type, payload, rest)
+    const handle = await this.queue(queue ?? this.#defaultQueue)
+    return new Task<P>(await call(async () => handle[kNative].enqueue(spec)))
   }
 
-  /** Loads a task (verifying its signature when a verification key is configured). */
+  /** Loads a task of any queue (verifying its signature when a verification key is configured). */
   async loadTask<P = unknown, R = unknown>(id: string): Promise<Task<P, R>> {
     const client = await this.#connected()
     return new Task<P, R>(await call(async () => client.loadTask(id)))
   }
 
-  /** Enqueues a stored task again, with its tries reset. */
+  /** Enqueues a stored task again on the default queue, with its tries reset. */
   async retryTask<P = unknown, R = unknown>(id: string): Promise<Task<P, R>> {
-    const client = await this.#connected()
-    return new Task<P, R>(await call(async () => client.retryTask(id)))
+    return (await this.queue()).retryTask<P, R>(id)
   }
 
-  /** The queue's settings as the server holds them. */
+  /** The default queue's settings as the server holds them. */
   async queueSettings(): Promise<QueueSettings> {
+    return (await this.queue()).settings
+  }
+
+  /** A key-value bucket, created as `bucket` says unless it exists. */
+  async kv(bucket: KvBucket | string): Promise<Kv> {
+    const b = typeof bucket === 'string' ? new KvBucket(bucket) : bucket
     const client = await this.#connected()
-    return callSync(() => client.queue)
+    return new Kv(await call(async () => client.kv(b.toNative())), this.#watches)
   }
 
   /** Storage administration: queues and tasks. */
-  get admin(): Admin {
-    return new Admin(() => this.#connected())
+  get admin(): StorageAdmin {
+    return new StorageAdmin(() => this.#connected())
   }
 
   /**
-   * Processes tasks until `signal` aborts (or SIGINT/SIGTERM, unless `handleSignals: false`),
-   * then shuts down gracefully: in-flight handlers get the shutdown grace period to finish.
+   * Processes tasks of every queue with a handler (the default queue when no handler names one)
+   * until `signal` aborts (or SIGINT/SIGTERM, unless `handleSignals: false`), then shuts down
+   * gracefully: in-flight handlers get the shutdown grace period to finish. One worker serves
+   * every queue, so they share the app's `concurrency`; each queue's `maxConcurrent` caps its own.
    * Resolves once the worker stopped; the process is then no longer held open by it. One worker
    * per App: calling `run()` again before that rejects with `AlreadyRunningError`.
    */
@@ -264,7 +316,7 @@ export class App {
     if (this.#running !== undefined) {
       return Promise.reject(new AlreadyRunningError('this App is already running: await its run() before starting another'))
     }
-    const token = new native.ShutdownToken()
+    const token = new native.CancellationToken()
     const stop = (): void => token.cancel()
     this.#stop = stop
     const running = this.#work(token, stop, options).finally(() => {
@@ -275,48 +327,103 @@ export class App {
     return running
   }
 
-  async #work(token: native.ShutdownToken, stop: () => void, options: RunOptions): Promise<void> {
+  /** The queues to consume and their routes, in the order first registered. */
+  #routesByQueue(): Map<string, Route[]> {
+    const byQueue = new Map<string, Route[]>()
+    for (const route of this.#routes) {
+      const routes = byQueue.get(route.queue) ?? []
+      routes.push(route)
+      byQueue.set(route.queue, routes)
+    }
+    if (byQueue.size === 0) byQueue.set(this.#defaultQueue, [])
+    return byQueue
+  }
+
+  /** One native worker consuming every queue; resolves to it, its handlers registered. */
+  async #worker(client: native.Client, calls: Map<number, Call>): Promise<native.Worker> {
+    const byQueue = this.#routesByQueue()
+    const handles = await Promise.all([...byQueue.keys()].map((name) => this.queue(name)))
+    const concurrency = this.#options.concurrency ?? DEFAULT_CONCURRENCY
+    const budget = new Slots(concurrency)
+    const worker = callSync(() => new native.Worker(client, this.#workerOptions))
+    try {
+      for (const [i, routes] of [...byQueue.values()].entries()) {
+        const handle = handles[i] as QueueHandle
+        const limit = handle.settings.maxConcurrent
+        const slots = [new Slots(limit > 0 ? Math.min(limit, concurrency) : concurrency), budget]
+        const mux = new native.Mux((callId) => abandon(calls, callId))
+        try {
+          for (const route of routes) {
+            const invoke = compose([...this.#middleware, ...route.middleware], route.handler)
+            callSync(() => mux.handle(route.type, (task, ctx) => void dispatch(invoke, task, ctx, calls, slots).catch(ignore)))
+          }
+          callSync(() => worker.consume(handle[kNative], mux))
+        } finally {
+          mux.close()
+        }
+      }
+    } catch (error) {
+      worker.close()
+      throw error
+    }
+    return worker
+  }
+
+  async #work(token: native.CancellationToken, stop: () => void, options: RunOptions): Promise<void> {
     const client = await this.#connected()
     // `close()` while connecting: it already waited for this run, which must not start now.
     if (this.#closed) throw new ConnectionError('app is closed')
-    const calls = new Map<number, TaskContext>()
-    const router = new native.Router((callId) => calls.get(callId)?.[kAbort]())
-    const { signal, handleSignals = true } = options
-    try {
-      for (const route of this.#routes) {
-        const invoke = compose([...this.#middleware, ...route.middleware], route.handler)
-        callSync(() => router.handle(route.type, (task, ctx) => void settle(invoke, task, ctx, calls).catch(ignore)))
-      }
-    } catch (error) {
-      router.close()
-      throw error
+    const calls = new Map<number, Call>()
+    const worker = await this.#worker(client, calls)
+    if (this.#closed) {
+      worker.close()
+      throw new ConnectionError('app is closed')
     }
+    const hardStop = new native.CancellationToken()
+    const { signal, handleSignals = true } = options
     signal?.addEventListener('abort', stop, { once: true })
     if (signal?.aborted) stop()
+    let exitWith: NodeJS.Signals | undefined
+    const removeListeners = (): void => {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+    // Ends the process as the signal would have without our listeners.
+    const exit = (name: NodeJS.Signals): void => {
+      removeListeners()
+      if (process.listenerCount(name) === 0) process.kill(process.pid, name)
+      else process.exit(128 + (constants.signals[name] ?? 0))
+    }
     const onSignal = (name: NodeJS.Signals): void => {
       if (!token.isCancelled) {
         console.warn(`jetjobs: ${name}: shutting down gracefully; send it again to stop at once`)
         stop()
-        return
+      } else if (exitWith === undefined) {
+        // A second signal during the grace period: the engine hands unfinished tasks back now,
+        // then the process ends; a third one ends it without waiting.
+        console.warn(`jetjobs: ${name}: stopping at once; unfinished tasks go back to their queues`)
+        exitWith = name
+        hardStop.cancel()
+        setTimeout(() => exit(name), HARD_STOP_TIMEOUT_MS).unref()
+      } else {
+        exit(name)
       }
-      // A second signal during the grace period: stop at once, as the signal would without us.
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-      if (process.listenerCount(name) === 0) process.kill(process.pid, name)
-      else process.exit(128 + (constants.signals[name] ?? 0))
     }
     if (handleSignals) {
       process.on('SIGINT', onSignal)
       process.on('SIGTERM', onSignal)
     }
     try {
-      await call(async () => client.run(router, token))
+      await call(async () => worker.run(token, hardStop))
     } finally {
-      router.close()
       signal?.removeEventListener('abort', stop)
-      if (handleSignals) {
-        process.off('SIGINT', onSignal)
-        process.off('SIGTERM', onSignal)
+      if (exitWith !== undefined) {
+        // The released tasks are stored; flush the connection, then end as the signal would.
+        const flushed = client.close().catch(ignore)
+        await Promise.race([flushed, new Promise((resolve) => setTimeout(resolve, 2_000).unref())])
+        exit(exitWith)
+      } else if (handleSignals) {
+        removeListeners()
       }
     }
   }
@@ -330,12 +437,12 @@ export class App {
    * Subscribes to lifecycle events; resolves once subscribed, so events of tasks enqueued
    * afterwards are seen. An event that cannot be read is skipped (see `EventsOptions.onError`).
    */
-  async events(options: EventsOptions = {}): Promise<EventSubscription> {
+  async events(options: EventsOptions = {}): Promise<EventStream> {
     const client = await this.#connected()
     const stream = await call(async () => client.events())
     const { signal, onError } = options
     const onAbort = (): void => subscription.close()
-    const subscription = new EventSubscription(
+    const subscription = new EventStream(
       stream,
       () => {
         this.#subscriptions.delete(subscription)
@@ -349,14 +456,25 @@ export class App {
     return subscription
   }
 
-  /** Stops the worker (gracefully), ends event subscriptions and lets go of the connection. */
-  async close(): Promise<void> {
+  /**
+   * Stops the worker (gracefully), ends event streams and KV watches, and closes the connection
+   * (flushing what was published). Later calls reject with `ConnectionError`; closing again
+   * waits for the first close.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true
     this.#stop?.()
-    await this.#running?.catch(() => undefined)
+    await this.#running?.catch(ignore)
     for (const s of [...this.#subscriptions]) s.close()
-    const client = await this.#client?.catch(() => undefined)
+    for (const w of [...this.#watches]) w.close()
+    const client = await this.#client?.catch(ignore)
     this.#client = undefined
-    client?.close()
+    this.#handles.clear()
+    if (client !== undefined) await call(async () => client.close())
   }
 }

@@ -74,7 +74,7 @@ function toEvent(e: native.LifecycleEvent): LifecycleEvent {
  * Lifecycle events from the moment `App.events()` resolved; iterate with `for await`. Ends when
  * `close()` is called, its signal aborts, or the app closes.
  */
-export class EventSubscription implements AsyncIterableIterator<LifecycleEvent> {
+export class EventStream implements AsyncIterableIterator<LifecycleEvent> {
   readonly #stream: native.EventStream
   readonly #onClose: () => void
   readonly #onError: (error: JetJobsError) => void

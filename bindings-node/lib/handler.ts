@@ -74,16 +74,113 @@ function describe(error: unknown): string {
   return String(error)
 }
 
-/** Runs one handler call and reports how it went to the engine through the context. */
-export async function settle(
+/**
+ * Handler slots on the JS side: a slot is taken before a handler body starts and given back only
+ * when its promise settles. The engine frees its own slot when a try is abandoned (deadline,
+ * hard stop), but JS code cannot be stopped; without these, a redelivered try could run beside
+ * the body that outlived it and exceed the concurrency limit.
+ */
+export class Slots {
+  #free: number
+  readonly #waiting: Array<() => void> = []
+
+  constructor(size: number) {
+    this.#free = Math.max(1, size)
+  }
+  /** Takes a slot now if one is free. */
+  tryAcquire(): boolean {
+    if (this.#free === 0) return false
+    this.#free -= 1
+    return true
+  }
+  /** Waits for a slot; rejects if `signal` aborts first. */
+  acquire(signal: AbortSignal): Promise<void> {
+    if (this.tryAcquire()) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const granted = (): void => {
+        signal.removeEventListener('abort', onAbort)
+        resolve()
+      }
+      const onAbort = (): void => {
+        const at = this.#waiting.indexOf(granted)
+        if (at >= 0) this.#waiting.splice(at, 1)
+        reject(signal.reason)
+      }
+      if (signal.aborted) return reject(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.#waiting.push(granted)
+    })
+  }
+  release(): void {
+    const next = this.#waiting.shift()
+    if (next === undefined) this.#free += 1
+    else next()
+  }
+}
+
+/** One call of a JS handler, as the abort callback finds it. */
+export interface Call {
+  readonly ctx: TaskContext
+  readonly task: native.Task
+  /** True while the handler body runs (it holds its slots). */
+  running: boolean
+  /** Set when the engine gave up on the call. */
+  overrun?: ReturnType<typeof setTimeout>
+}
+
+/** How long a body may take to honour `ctx.signal` before it counts as an overrun. */
+const OVERRUN_GRACE_MS = 500
+
+/**
+ * The engine abandoned a call (deadline passed, or the worker stopped hard): aborts its
+ * `ctx.signal`, and warns once if the body is still running a moment later, since its slot stays
+ * taken until it settles.
+ */
+export function abandon(calls: Map<number, Call>, callId: number): void {
+  const entry = calls.get(callId)
+  if (entry === undefined) return
+  entry.ctx[kAbort]()
+  if (!entry.running || entry.overrun !== undefined) return
+  entry.overrun = setTimeout(() => {
+    if (!entry.running) return
+    console.warn(
+      `jetjobs: the handler of task ${entry.task.id} (${entry.task.type}) is still running after its try ` +
+        'was abandoned (deadline passed or the worker stopped); its concurrency slot stays taken until it ' +
+        'settles. Handlers should stop when ctx.signal aborts.',
+    )
+  }, OVERRUN_GRACE_MS)
+  entry.overrun.unref()
+}
+
+/**
+ * Runs one handler call once it holds a slot of each of `slots` (the queue's, then the app's),
+ * and reports how it went to the engine through the context. A call the engine abandons while
+ * it waits for a slot never runs.
+ */
+export async function dispatch(
   invoke: Invoke,
   task: native.Task,
   nativeCtx: native.TaskContext,
-  calls: Map<number, TaskContext>,
+  calls: Map<number, Call>,
+  slots: readonly Slots[],
 ): Promise<void> {
   const ctx = new TaskContext(nativeCtx)
   const id = nativeCtx.callId
-  calls.set(id, ctx)
+  const entry: Call = { ctx, task, running: false }
+  calls.set(id, entry)
+  const held: Slots[] = []
+  try {
+    for (const s of slots) {
+      if (!s.tryAcquire()) await s.acquire(ctx.signal)
+      held.push(s)
+    }
+  } catch {
+    // Abandoned while waiting: the engine already settled this try.
+    for (const s of held.reverse()) s.release()
+    calls.delete(id)
+    return
+  }
+  entry.running = true
   try {
     const value = await invoke(new Task(task), ctx)
     nativeCtx.complete(toJson(value ?? null) ?? 'null')
@@ -91,6 +188,9 @@ export async function settle(
     if (error instanceof TerminateTask) nativeCtx.fail(error.reason, true)
     else nativeCtx.fail(describe(error), false)
   } finally {
+    entry.running = false
+    if (entry.overrun !== undefined) clearTimeout(entry.overrun)
+    for (const s of held.reverse()) s.release()
     calls.delete(id)
   }
 }

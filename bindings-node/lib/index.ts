@@ -49,6 +49,8 @@ export {
 } from './errors.js'
 export * from './task.js'
 export * from './queue.js'
+export { QueueHandle, type EnqueueOptions } from './queueHandle.js'
+export * from './kv.js'
 export * from './retry.js'
 export * from './signing.js'
 export { TaskContext, type Handler, type Middleware } from './handler.js'

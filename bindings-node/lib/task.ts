@@ -50,14 +50,14 @@ export class Task<P = unknown, R = unknown> {
   readonly [kNative]: native.Task
   #payload: { value: P } | undefined
 
-  /** @internal Tasks come from `App.enqueue`, `App.loadTask`, handlers or `Task.fromDocument`. */
+  /** @internal Tasks come from `App.enqueue`, `App.loadTask`, handlers or `Task.fromJson`. */
   constructor(inner: native.Task) {
     this[kNative] = inner
   }
 
   /** Parses a stored task document (the JSON asyncjobs writes). */
-  static fromDocument<P = unknown, R = unknown>(document: string | Buffer): Task<P, R> {
-    return new Task(callSync(() => native.Task.fromDocument(document)))
+  static fromJson<P = unknown, R = unknown>(document: string | Buffer): Task<P, R> {
+    return new Task(callSync(() => native.Task.fromJson(document)))
   }
 
   get id(): string {
@@ -152,17 +152,17 @@ export class Task<P = unknown, R = unknown> {
   get triedAt(): Date | null {
     return dateOrNull(this.tried)
   }
-  /** The task document exactly as asyncjobs stores it. */
-  document(): string {
-    return callSync(() => this[kNative].document())
+  /** The task document exactly as asyncjobs stores it (JSON text). */
+  toJson(): string {
+    return callSync(() => this[kNative].toJson())
   }
   /** The bytes asyncjobs signs. */
   signatureMessage(): string {
     return callSync(() => this[kNative].signatureMessage())
   }
-  /** `JSON.stringify(task)` gives the stored document (times as their exact strings). */
+  /** `JSON.stringify(task)` gives the stored document (times as their exact strings); see `toJson()`. */
   toJSON(): unknown {
-    return JSON.parse(this.document())
+    return JSON.parse(this.toJson())
   }
 }
 

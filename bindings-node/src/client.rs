@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! `ClientOptions`, `Client` and `StorageAdmin`: the core's client, method for method.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use napi::Env;
@@ -9,11 +10,22 @@ use napi_derive::napi;
 
 use crate::error::{check, duration_ms, positive_count, promise};
 use crate::events::EventStream;
+use crate::kv::{Kv, KvBucketOptions};
 use crate::queue::{QueueInfo, QueueOptions, QueueSettings, TasksInfo};
+use crate::queue_handle::QueueHandle;
 use crate::retry::RetryPolicy;
 use crate::signing::{TaskSigner, TaskVerifier};
 use crate::task::{Task, TaskSpec};
-use crate::worker::{Router, ShutdownToken};
+
+/// Connections `ClientOptions.connect` opened in this process (a diagnostic: tests check that
+/// racing first calls share one connection).
+static CONNECTIONS_OPENED: AtomicU32 = AtomicU32::new(0);
+
+/// How many connections `ClientOptions.connect` opened in this process so far.
+#[napi]
+pub fn connections_opened() -> u32 {
+    CONNECTIONS_OPENED.load(Ordering::Relaxed)
+}
 
 /// `jetjobs::ClientOptions`, filled in one setter at a time, then `connect`ed.
 #[napi]
@@ -127,7 +139,7 @@ impl ClientOptions {
     pub fn discard_states(&mut self, env: &Env, states: Vec<String>) -> napi::Result<()> {
         let states = states
             .iter()
-            .map(|s| s.parse::<jetjobs::TaskState>())
+            .map(|s| jetjobs::TaskState::parse_discard(s))
             .collect::<jetjobs::Result<Vec<_>>>();
         let states = check(env, states)?;
         self.update(|o| o.discard_states(states));
@@ -149,7 +161,12 @@ impl ClientOptions {
         servers: String,
     ) -> napi::Result<PromiseRaw<'env, Client>> {
         let options = self.inner.clone();
-        promise(env, options.connect(servers), Client::from)
+        let connect = async move {
+            let client = options.connect(servers).await?;
+            CONNECTIONS_OPENED.fetch_add(1, Ordering::Relaxed);
+            Ok(client)
+        };
+        promise(env, connect, Client::from)
     }
 }
 
@@ -168,7 +185,7 @@ impl From<jetjobs::Client> for Client {
 }
 
 impl Client {
-    fn client(&self, env: &Env) -> napi::Result<jetjobs::Client> {
+    pub(crate) fn client(&self, env: &Env) -> napi::Result<jetjobs::Client> {
         let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let client = guard
             .clone()
@@ -219,19 +236,39 @@ impl Client {
         promise(env, async move { client.retry_task(&id).await }, Task::from)
     }
 
-    /// Processes tasks with `router`'s handlers until `shutdown` is cancelled, then shuts down
-    /// gracefully. The router's handlers are released when the returned promise settles.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn run<'env>(
+    /// Creates `queue` unless it exists (or binds to it) and resolves to a handle with the
+    /// settings the server holds.
+    #[napi(ts_return_type = "Promise<QueueHandle>")]
+    pub fn open_queue<'env>(
         &self,
         env: &'env Env,
-        router: &mut Router,
-        shutdown: &ShutdownToken,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        queue: QueueOptions,
+    ) -> napi::Result<PromiseRaw<'env, QueueHandle>> {
         let client = self.client(env)?;
-        let mux = router.take_mux()?;
-        let token = shutdown.inner.clone();
-        promise(env, async move { client.run(mux, token).await }, |()| ())
+        let queue = check(env, queue.into_queue())?;
+        promise(
+            env,
+            async move { client.open_queue(queue).await },
+            QueueHandle::from,
+        )
+    }
+
+    /// The default queue, opened when connecting.
+    #[napi(getter)]
+    pub fn default_queue(&self, env: &Env) -> napi::Result<QueueHandle> {
+        Ok(QueueHandle::from(self.client(env)?.default_queue().clone()))
+    }
+
+    /// A key-value bucket, created as `bucket` says unless it exists.
+    #[napi(ts_return_type = "Promise<Kv>")]
+    pub fn kv<'env>(
+        &self,
+        env: &'env Env,
+        bucket: KvBucketOptions,
+    ) -> napi::Result<PromiseRaw<'env, Kv>> {
+        let client = self.client(env)?;
+        let bucket = check(env, bucket.into_bucket())?;
+        promise(env, async move { client.kv(&bucket).await }, Kv::from)
     }
 
     /// Subscribes to lifecycle events; only events published after this resolves are seen.
@@ -249,16 +286,26 @@ impl Client {
         })
     }
 
-    /// Lets go of this handle on the connection; running workers and streams keep their own
-    /// until they end. Later calls fail with `ERR_CONNECTION`.
-    #[napi]
-    pub fn close(&self) {
+    /// Flushes what was published and closes the connection, for every handle, worker and
+    /// stream made from this client (stop workers first). Later calls fail with `ERR_CONNECTION`;
+    /// closing again does nothing.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let taken = self
             .inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        drop(taken);
+        promise(
+            env,
+            async move {
+                match taken {
+                    Some(client) => client.close().await,
+                    None => Ok(()),
+                }
+            },
+            |()| (),
+        )
     }
 }
 

@@ -2,7 +2,7 @@
 //! The one map from `jetjobs::ErrorKind` to a JS `code`, and the helpers that deliver it.
 //!
 //! A core error becomes a JS `Error` whose `code` is an [`ErrorCode`] (`ERR_TASK_NOT_FOUND` for
-//! `ErrorKind::TaskNotFound`) and whose `cause` carries the source's text. `lib/index.ts` turns the
+//! `ErrorKind::TaskNotFound`) and whose `cause` carries the source's text. `lib/errors.ts` turns the
 //! code into the matching `Error` subclass. Async methods cannot return `napi::Error<Code>`, so
 //! they go through [`promise`], which builds the error on the JS thread
 //! (`Env::spawn_future_with_callback`) where the `code` property can be set.
@@ -91,7 +91,7 @@ pub enum ErrorCode {
 
 impl From<ErrorKind> for ErrorCode {
     /// Every kind, no catch-all arm: a new core kind fails this build until it has a code here
-    /// (and, through the generated `ErrorCode` type, an error class in `lib/index.ts`).
+    /// (and, through the generated `ErrorCode` type, an error class in `lib/errors.ts`).
     fn from(kind: ErrorKind) -> Self {
         match kind {
             ErrorKind::TaskNotFound => ErrorCode::TaskNotFound,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //! `EventStream`: the core's lifecycle event stream, pulled one event per `next()`;
-//! `lib/index.ts` makes it an async iterator.
+//! `lib/events.ts` makes it an async iterator.
 
 use std::sync::Arc;
 

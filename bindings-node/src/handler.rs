@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //! A JS function as a `jetjobs::Handler`: the processor calls it through a threadsafe function
-//! with the task and a [`TaskContext`]; the JS side (`lib/index.ts`) runs the user's handler and
+//! with the task and a [`TaskContext`]; the JS side (`lib/handler.ts`) runs the user's handler and
 //! reports how it went through `ctx.complete(json)` or `ctx.fail(message, terminate)`, which this
 //! file turns into a `HandlerResult`. Reporting through the context rather than a returned
 //! promise saves the promise bridging on every call.
@@ -35,11 +35,14 @@ pub(crate) type HandlerFn = ThreadsafeFunction<
 pub(crate) type AbortFn =
     ThreadsafeFunction<u32, napi::bindgen_prelude::Unknown<'static>, u32, napi::Status, false>;
 
+/// Ids of handler calls, unique in the process (across every `Mux`), so one abort callback can
+/// serve every queue of a worker.
+static NEXT_CALL: AtomicU32 = AtomicU32::new(0);
+
 /// A registered JS handler.
 pub(crate) struct JsHandler {
     pub(crate) function: Arc<HandlerFn>,
     pub(crate) on_abort: Arc<AbortFn>,
-    pub(crate) next_call: Arc<AtomicU32>,
 }
 
 /// Tells JS when the processor drops a call's future before it finished.
@@ -74,7 +77,7 @@ impl jetjobs::Handler for JsHandler {
         task: jetjobs::Task,
     ) -> BoxFuture<'static, HandlerResult> {
         let function = self.function.clone();
-        let call = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let call = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
         let guard = AbortOnDrop {
             call,
             on_abort: self.on_abort.clone(),
@@ -147,7 +150,7 @@ impl TaskContext {
 
 #[napi]
 impl TaskContext {
-    /// Identifies this call to the abort callback given to `Router`.
+    /// Identifies this call to the abort callback given to `Mux`.
     #[napi(getter)]
     pub fn call_id(&self) -> u32 {
         self.call

@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The `jetjobs` Node addon: type conversion and async bridging over the `jetjobs` crate's
 //! facade, one file per exposed core type. Engine behaviour lives in the core; ergonomics
-//! (option objects, `AbortSignal`, async iterators, middleware) in `lib/index.ts`.
+//! (option objects, `AbortSignal`, async iterators, middleware) in `lib/*.ts`.
 
+pub mod cancellation_token;
 pub mod client;
 pub mod dev_server;
 pub mod error;
 pub mod events;
 pub mod handler;
+pub mod kv;
+pub mod mux;
 pub mod queue;
+pub mod queue_handle;
 pub mod retry;
 pub mod signing;
 pub mod task;
@@ -38,10 +42,7 @@ pub fn is_valid_name(name: String) -> bool {
 /// `enqueue` checks), so a handler route that could never match is refused when it is registered.
 #[napi]
 pub fn validate_task_type(env: &napi::Env, task_type: String) -> napi::Result<()> {
-    error::check(
-        env,
-        jetjobs::Task::with_raw_payload(task_type, None).map(|_| ()),
-    )
+    error::check(env, jetjobs::validate_task_type(&task_type))
 }
 
 /// True if `state` (a wire string such as `complete`) is final: no worker moves a task out of it.

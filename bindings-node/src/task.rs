@@ -103,7 +103,7 @@ fn nanos(t: Option<Timestamp>) -> Option<BigInt> {
 impl Task {
     /// Parses a stored task document (the JSON asyncjobs writes).
     #[napi(factory)]
-    pub fn from_document(env: &Env, document: Either<String, Buffer>) -> napi::Result<Task> {
+    pub fn from_json(env: &Env, document: Either<String, Buffer>) -> napi::Result<Task> {
         let bytes: &[u8] = match &document {
             Either::A(text) => text.as_bytes(),
             Either::B(buffer) => buffer,
@@ -113,7 +113,7 @@ impl Task {
 
     /// The task document exactly as asyncjobs stores it.
     #[napi]
-    pub fn document(&self, env: &Env) -> napi::Result<String> {
+    pub fn to_json(&self, env: &Env) -> napi::Result<String> {
         let bytes = check(env, self.inner.to_json())?;
         check(
             env,

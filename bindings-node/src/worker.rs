@@ -1,111 +1,145 @@
 // SPDX-License-Identifier: Apache-2.0
-//! `Router` (a `jetjobs::Mux` of JS handlers) and `ShutdownToken` (a `CancellationToken`), the
-//! two things `Client.run` takes.
+//! `WorkerOptions` and `Worker`: the core's worker, consuming one or more queues under one
+//! concurrency budget.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
-
-use jetjobs::{CancellationToken, Mux};
-use napi::{Env, Status};
+use napi::Env;
+use napi::bindgen_prelude::PromiseRaw;
 use napi_derive::napi;
 
-use crate::error::check;
-use crate::handler::{AbortFn, HandlerFn, JsHandler};
+use crate::cancellation_token::CancellationToken;
+use crate::client::Client;
+use crate::error::{check, duration_ms, positive_count, promise};
+use crate::mux::Mux;
+use crate::queue_handle::QueueHandle;
+use crate::retry::RetryPolicy;
+use crate::signing::TaskVerifier;
 
-/// Routes task types to JS handlers (exact type, else the longest registered prefix, `""` for
-/// everything), for one `Client.run`.
-///
-/// Each handler is held as a threadsafe function, which keeps the Node process alive; they are
-/// all released when the `run` they were given to ends.
-#[napi]
-pub struct Router {
-    mux: Option<Mux>,
-    on_abort: Option<Arc<AbortFn>>,
-    next_call: Arc<AtomicU32>,
-}
-
-fn spent() -> napi::Error {
-    napi::Error::new(Status::InvalidArg, "this Router was already given to run()")
-}
-
-#[napi]
-impl Router {
-    /// `onAbort(callId)` is called when the processor abandons a handler call (its deadline
-    /// passed, or the worker stopped before it finished).
-    #[napi(constructor, ts_args_type = "onAbort: (callId: number) => void")]
-    pub fn new(on_abort: AbortFn) -> Self {
-        Self {
-            mux: Some(Mux::new()),
-            on_abort: Some(Arc::new(on_abort)),
-            next_call: Arc::new(AtomicU32::new(0)),
-        }
-    }
-
-    /// Registers `handler` for `taskType` (a type or a prefix; `""` matches all). The handler
-    /// reports its outcome with `ctx.complete(json)` or `ctx.fail(message, terminate)`.
-    #[napi(ts_args_type = "taskType: string, handler: (task: Task, ctx: TaskContext) => void")]
-    pub fn handle(&mut self, env: &Env, task_type: String, handler: HandlerFn) -> napi::Result<()> {
-        let (Some(mux), Some(on_abort)) = (self.mux.as_mut(), self.on_abort.as_ref()) else {
-            return Err(spent());
-        };
-        let handler = JsHandler {
-            function: Arc::new(handler),
-            on_abort: on_abort.clone(),
-            next_call: self.next_call.clone(),
-        };
-        check(
-            env,
-            mux.handle_with(task_type, Arc::new(handler), Vec::new()),
-        )
-        .map(|_| ())
-    }
-
-    /// Releases the handlers without running them.
-    #[napi]
-    pub fn close(&mut self) {
-        self.mux = None;
-        self.on_abort = None;
-    }
-
-    /// The registered type that `taskType` routes to, if any.
-    #[napi]
-    pub fn route_for(&self, task_type: String) -> Option<String> {
-        self.mux
-            .as_ref()
-            .and_then(|m| m.route_for(&task_type))
-            .map(str::to_owned)
-    }
-}
-
-impl Router {
-    /// Hands the mux to a run; the router keeps no threadsafe function after this.
-    pub(crate) fn take_mux(&mut self) -> napi::Result<Mux> {
-        self.on_abort = None;
-        self.mux.take().ok_or_else(spent)
-    }
-}
-
-/// Cancelling it stops `Client.run` gracefully.
+/// `jetjobs::WorkerOptions`, filled in one setter at a time.
 #[napi]
 #[derive(Default)]
-pub struct ShutdownToken {
-    pub(crate) inner: CancellationToken,
+pub struct WorkerOptions {
+    inner: jetjobs::WorkerOptions,
+}
+
+impl WorkerOptions {
+    fn update(&mut self, f: impl FnOnce(jetjobs::WorkerOptions) -> jetjobs::WorkerOptions) {
+        self.inner = f(std::mem::take(&mut self.inner));
+    }
 }
 
 #[napi]
-impl ShutdownToken {
+impl WorkerOptions {
+    /// asyncjobs' defaults: concurrency 10, the 10-minute retry policy, nothing discarded.
     #[napi(constructor)]
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Handlers at once over every queue of the worker: a whole number of at least 1; anything
+    /// else is `InvalidOption`.
     #[napi]
-    pub fn cancel(&self) {
-        self.inner.cancel();
+    pub fn concurrency(&mut self, env: &Env, n: f64) -> napi::Result<()> {
+        let n = check(env, positive_count("concurrency", n))?;
+        self.update(|o| o.concurrency(n));
+        Ok(())
     }
 
+    #[napi]
+    pub fn retry_policy(&mut self, policy: &RetryPolicy) {
+        let policy = policy.inner.clone();
+        self.update(|o| o.retry_policy(policy));
+    }
+
+    /// States to delete instead of store: `complete`, `expired`, `terminated`; any other name is
+    /// `UnknownDiscardPolicy`.
+    #[napi]
+    pub fn discard_states(&mut self, env: &Env, states: Vec<String>) -> napi::Result<()> {
+        let states = states
+            .iter()
+            .map(|s| jetjobs::TaskState::parse_discard(s))
+            .collect::<jetjobs::Result<Vec<_>>>();
+        let states = check(env, states)?;
+        self.update(|o| o.discard_states(states));
+        Ok(())
+    }
+
+    #[napi]
+    pub fn shutdown_grace_ms(&mut self, env: &Env, ms: f64) -> napi::Result<()> {
+        let d = check(env, duration_ms("shutdownGraceMs", ms))?;
+        self.update(|o| o.shutdown_grace(d));
+        Ok(())
+    }
+
+    #[napi]
+    pub fn verification_key(&mut self, verifier: &TaskVerifier) {
+        let verifier = verifier.inner.clone();
+        self.update(|o| o.verification_key(verifier));
+    }
+
+    #[napi]
+    pub fn signatures_optional(&mut self) {
+        self.update(|o| o.signatures_optional());
+    }
+
+    /// The configured concurrency.
     #[napi(getter)]
-    pub fn is_cancelled(&self) -> bool {
-        self.inner.is_cancelled()
+    pub fn concurrency_limit(&self) -> u32 {
+        u32::try_from(self.inner.concurrency_limit()).unwrap_or(u32::MAX)
+    }
+}
+
+/// Runs JS handlers for tasks of one or more queues (`jetjobs::Worker`), for one `run`.
+#[napi]
+pub struct Worker {
+    inner: Option<jetjobs::Worker>,
+}
+
+fn spent() -> jetjobs::Error {
+    jetjobs::Error::new(
+        jetjobs::ErrorKind::InvalidOption,
+        "this Worker already ran or was closed",
+    )
+}
+
+#[napi]
+impl Worker {
+    /// A worker of `client` with no queues yet.
+    #[napi(constructor)]
+    pub fn new(env: &Env, client: &Client, options: &WorkerOptions) -> napi::Result<Self> {
+        let client = client.client(env)?;
+        Ok(Self {
+            inner: Some(jetjobs::Worker::new(&client, options.inner.clone())),
+        })
+    }
+
+    /// Consume `queue`, routing its tasks with `mux` (which is spent by this call). Its
+    /// `maxConcurrent` caps the worker's handlers of that queue, within the worker's concurrency.
+    #[napi]
+    pub fn consume(&mut self, env: &Env, queue: &QueueHandle, mux: &mut Mux) -> napi::Result<()> {
+        let worker = check(env, self.inner.as_mut().ok_or_else(spent))?;
+        let mux = mux.take()?;
+        check(env, worker.consume(&queue.inner, mux).map(|_| ()))
+    }
+
+    /// Runs until `shutdown` is cancelled, then lets running handlers finish within the shutdown
+    /// grace and hands the rest back to their queues. Cancelling `hardStop` ends the grace at
+    /// once: running handlers are abandoned and their tasks handed back (state `retry`, the try
+    /// not counted). The handlers are released when the returned promise settles.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn run<'env>(
+        &mut self,
+        env: &'env Env,
+        shutdown: &CancellationToken,
+        hard_stop: &CancellationToken,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let worker = check(env, self.inner.take().ok_or_else(spent))?;
+        let (shutdown, hard_stop) = (shutdown.inner.clone(), hard_stop.inner.clone());
+        promise(env, worker.run_with_hard_stop(shutdown, hard_stop), |()| ())
+    }
+
+    /// Releases the consumed muxes' handlers without running.
+    #[napi]
+    pub fn close(&mut self) {
+        self.inner = None;
     }
 }

@@ -71,9 +71,10 @@ impl PyQueueHandle {
     ) -> PyResult<Bound<'py, PyAny>> {
         let queue = self.live()?.clone();
         let tasks: Vec<jetjobs::Task> = tasks.iter().map(|t| t.inner.clone()).collect();
-        runtime::future_into_py(py, async move {
-            results_to_py(queue.enqueue_many(tasks).await)
-        })
+        runtime::future_into_py(
+            py,
+            async move { results_to_py(queue.enqueue_many(tasks).await) },
+        )
     }
 
     /// `enqueue_many` for synchronous code: blocks (without the GIL) until every task is settled.

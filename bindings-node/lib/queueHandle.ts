@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+/** `QueueHandle`: one open queue (enqueue, load, retry, info, purge), and how payloads are stored. */
+import type * as native from '../native.js'
+import { call, InvalidPayloadError } from './errors.js'
+import { kNative, toJson } from './internal.js'
+import type { QueueInfo, QueueSettings } from './queue.js'
+import { Task } from './task.js'
+
+export interface EnqueueOptions {
+  /** Replaces the generated KSUID. */
+  id?: string
+  /** Not started after this time. A string is used exactly as given (RFC 3339). */
+  deadline?: Date | string
+  /** Tries before the task expires (default 10); 0 or less means unlimited. */
+  maxTries?: number
+  /** Tasks (or ids) that must complete first; the task starts `blocked`. */
+  dependsOn?: ReadonlyArray<string | Task>
+  /** Hand the dependencies' results to the handler (`task.dependencyResults`). */
+  loadDependencies?: boolean
+}
+
+/**
+ * The stored form of an `enqueue` payload: a `Buffer`/`Uint8Array` as raw bytes, anything else
+ * as JSON (`BigInt`s as JSON integers; `undefined` as `null`). A value without a JSON form (a
+ * function, a Symbol) or that cannot be encoded (a cycle) is an `InvalidPayloadError`.
+ */
+function encodePayload(payload: unknown): string | Buffer {
+  if (payload instanceof Uint8Array) return Buffer.from(payload)
+  if (payload === undefined) return 'null'
+  let text: string | undefined
+  try {
+    text = toJson(payload)
+  } catch (error) {
+    throw new InvalidPayloadError(`encoding payload: ${(error as Error).message}`, { cause: error })
+  }
+  if (text === undefined) throw new InvalidPayloadError(`a ${typeof payload} payload has no JSON form`)
+  return text
+}
+
+/** @internal What `enqueue` hands the engine. */
+export function taskSpec(type: string, payload: unknown, options: EnqueueOptions): native.TaskSpec {
+  const spec: native.TaskSpec = { type, payload: encodePayload(payload) }
+  if (options.id !== undefined) spec.id = options.id
+  if (options.deadline !== undefined) {
+    spec.deadline = typeof options.deadline === 'string' ? options.deadline : options.deadline.toISOString()
+  }
+  if (options.maxTries !== undefined) spec.maxTries = options.maxTries
+  if (options.dependsOn !== undefined) spec.dependencies = options.dependsOn.map((d) => (typeof d === 'string' ? d : d.id))
+  if (options.loadDependencies !== undefined) spec.loadDependencies = options.loadDependencies
+  return spec
+}
+
+/** One open queue of an `App` (`await app.queue(name)`). */
+export class QueueHandle {
+  /** @internal */
+  readonly [kNative]: native.QueueHandle
+  readonly #inner: native.QueueHandle
+
+  /** @internal Handles come from `App.queue()`. */
+  constructor(inner: native.QueueHandle) {
+    this[kNative] = inner
+    this.#inner = inner
+  }
+  get name(): string {
+    return this.#inner.name
+  }
+  /** The queue's settings as the server held them when it was opened. */
+  get settings(): QueueSettings {
+    return this.#inner.settings
+  }
+  /**
+   * Stores a task and its work item on this queue. `payload` is JSON-encoded, except a
+   * `Buffer`/`Uint8Array`, which is stored as raw bytes.
+   */
+  async enqueue<P = unknown>(type: string, payload?: P, options: EnqueueOptions = {}): Promise<Task<P>> {
+    const spec = taskSpec(type, payload, options)
+    return new Task<P>(await call(async () => this.#inner.enqueue(spec)))
+  }
+  /** Loads a task of any queue (verifying its signature when a verification key is configured). */
+  async loadTask<P = unknown, R = unknown>(id: string): Promise<Task<P, R>> {
+    return new Task<P, R>(await call(async () => this.#inner.loadTask(id)))
+  }
+  /** Enqueues a stored task again on this queue, with its tries reset. */
+  async retryTask<P = unknown, R = unknown>(id: string): Promise<Task<P, R>> {
+    return new Task<P, R>(await call(async () => this.#inner.retryTask(id)))
+  }
+  /** The queue's settings and item counts, read now. */
+  async info(): Promise<QueueInfo> {
+    return call(async () => this.#inner.info())
+  }
+  /** Removes every work item of the queue (the task documents stay). */
+  async purge(): Promise<void> {
+    return call(async () => this.#inner.purge())
+  }
+}
+
