@@ -193,6 +193,11 @@ export declare class QueueHandle {
   get settings(): QueueSettings
   /** Stores the task and its work item on this queue; resolves to the stored task. */
   enqueue(spec: TaskSpec): Promise<Task>
+  /**
+   * Stores many tasks with pipelined writes; resolves to one outcome per task, in order (a
+   * failure of one does not stop the others).
+   */
+  enqueueMany(specs: Array<TaskSpec>): Promise<Array<EnqueueOutcome>>
   /** Loads a task, verifying its signature when a verification key is configured. */
   loadTask(id: string): Promise<Task>
   /** Enqueues a stored task again on this queue, in state `retry` with its tries reset. */
@@ -390,6 +395,16 @@ export interface Constants {
   taskStateEventType: string
   leaderElectedEventType: string
   eventsSubjectWildcard: string
+}
+
+/** One task's outcome in `enqueueMany`: the stored task, or why it was not stored. */
+export interface EnqueueOutcome {
+  /** The stored task. */
+  task?: Task
+  /** The error's code when the task was not stored. */
+  code?: ErrorCode
+  /** The error's message when the task was not stored. */
+  message?: string
 }
 
 /** The `code` of every error jetjobs raises; one per core `ErrorKind`. */

@@ -118,7 +118,7 @@ describe('errors', () => {
     await assert.rejects(nowhere.connect(), (e) => e instanceof ConnectionError && e.code === 'ERR_CONNECTION' && e.cause !== undefined)
     await nowhere.close()
     await app.close()
-    await assert.rejects(app.enqueue('ok', 1), ConnectionError)
+    await assert.rejects(app.enqueue('ok', 1), (e) => e.code === 'ERR_CLOSED')
   })
 
   test('a payload that is not JSON is an InvalidPayloadError when read', async (t) => {

@@ -119,13 +119,13 @@ describe('several queues', () => {
     assert.equal(native.connectionsOpened() - before, 1)
   })
 
-  test('close() closes the connection; later calls are ConnectionErrors; closing twice is fine', async () => {
+  test('close() closes the connection for good; later calls are ClosedErrors; closing twice is fine', async () => {
     const app = new App({ servers: server.url, queue: queueName() })
     const handle = await app.queue()
     await Promise.all([app.close(), app.close()])
     await app.close()
-    await assert.rejects(app.loadTask('x'), (e) => e.code === 'ERR_CONNECTION')
-    await assert.rejects(app.queue(), (e) => e.code === 'ERR_CONNECTION')
+    await assert.rejects(app.loadTask('x'), (e) => e.code === 'ERR_CLOSED')
+    await assert.rejects(app.queue(), (e) => e.code === 'ERR_CLOSED')
     // A handle of a closed app fails too (its connection is closed), rather than hanging.
     await assert.rejects(handle.enqueue('late', 1), (e) => e.code === 'ERR_CLOSED')
   })

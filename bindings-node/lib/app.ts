@@ -7,7 +7,7 @@ import { StorageAdmin } from './admin.js'
 import { DEFAULT_CONCURRENCY, DEFAULT_QUEUE_NAME } from './constants.js'
 import {
   AlreadyRunningError,
-  ConnectionError,
+  ClosedError,
   DuplicateHandlerError,
   InvalidOptionError,
   call,
@@ -18,7 +18,7 @@ import { abandon, compose, dispatch, ignore, Slots, type Call, type Handler, typ
 import { kNative } from './internal.js'
 import { Kv, KvBucket, type KvWatch } from './kv.js'
 import { Queue, type QueueSettings } from './queue.js'
-import { QueueHandle, taskSpec, type EnqueueOptions } from './queueHandle.js'
+import { enqueueMany, QueueHandle, taskSpec, type EnqueueOptions, type TaskInput } from './queueHandle.js'
 import { RetryPolicy, type RetryPolicyName } from './retry.js'
 import { TaskSigner, TaskVerifier } from './signing.js'
 import { Task } from './task.js'
@@ -198,7 +198,7 @@ export class App {
   }
 
   #connected(): Promise<native.Client> {
-    if (this.#closed) return Promise.reject(new ConnectionError('app is closed'))
+    if (this.#closed) return Promise.reject(new ClosedError('the app was closed'))
     if (this.#client === undefined) {
       const servers = this.#options.servers ?? 'nats://127.0.0.1:4222'
       const url = typeof servers === 'string' ? servers : servers.join(',')
@@ -273,6 +273,19 @@ export class App {
     const spec = taskSpec(type, payload, rest)
     const handle = await this.queue(queue ?? this.#defaultQueue)
     return new Task<P>(await call(async () => handle[kNative].enqueue(spec)))
+  }
+
+  /**
+   * Stores many tasks with pipelined writes, on the default queue or `options.queue`. Resolves to
+   * one outcome per task, in order, shaped as `Promise.allSettled`'s (the stored task, or the
+   * `JetJobsError` its enqueue failed with).
+   */
+  async enqueueMany<P = unknown>(
+    tasks: Iterable<TaskInput<P>>,
+    options: { queue?: Queue | string } = {},
+  ): Promise<Array<PromiseSettledResult<Task<P>>>> {
+    const handle = await this.queue(options.queue ?? this.#defaultQueue)
+    return enqueueMany<P>(handle[kNative], tasks)
   }
 
   /** Loads a task of any queue (verifying its signature when a verification key is configured). */
@@ -372,12 +385,12 @@ export class App {
   async #work(token: native.CancellationToken, stop: () => void, options: RunOptions): Promise<void> {
     const client = await this.#connected()
     // `close()` while connecting: it already waited for this run, which must not start now.
-    if (this.#closed) throw new ConnectionError('app is closed')
+    if (this.#closed) throw new ClosedError('the app was closed')
     const calls = new Map<number, Call>()
     const worker = await this.#worker(client, calls)
     if (this.#closed) {
       worker.close()
-      throw new ConnectionError('app is closed')
+      throw new ClosedError('the app was closed')
     }
     const hardStop = new native.CancellationToken()
     const { signal, handleSignals = true } = options
@@ -458,7 +471,7 @@ export class App {
 
   /**
    * Stops the worker (gracefully), ends event streams and KV watches, and closes the connection
-   * (flushing what was published). Later calls reject with `ConnectionError`; closing again
+   * (flushing what was published). Closing is final: later calls reject with `ClosedError`; closing again
    * waits for the first close.
    */
   close(): Promise<void> {

@@ -95,6 +95,11 @@ const errorClasses: { readonly [C in ErrorCode]: ErrorClass } = {
 /** Every error code, in the core's order (from the addon), for exhaustive checks. */
 export const ERROR_CODES: readonly ErrorCode[] = Object.freeze(native.errorCodes())
 
+/** The error of class `code` with `message`, for outcomes the addon reports as data. */
+export function errorFor(code: ErrorCode, message: string): JetJobsError {
+  return new errorClasses[code](message)
+}
+
 /** The addon throws plain errors carrying a `code`; this gives them their class. */
 export function classify(error: unknown): unknown {
   if (!(error instanceof Error) || error instanceof JetJobsError) return error

@@ -49,7 +49,7 @@ export {
 } from './errors.js'
 export * from './task.js'
 export * from './queue.js'
-export { QueueHandle, type EnqueueOptions } from './queueHandle.js'
+export { QueueHandle, type EnqueueOptions, type TaskInput } from './queueHandle.js'
 export * from './kv.js'
 export * from './retry.js'
 export * from './signing.js'

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /** `QueueHandle`: one open queue (enqueue, load, retry, info, purge), and how payloads are stored. */
 import type * as native from '../native.js'
-import { call, InvalidPayloadError } from './errors.js'
+import { call, errorFor, InvalidPayloadError } from './errors.js'
 import { kNative, toJson } from './internal.js'
 import type { QueueInfo, QueueSettings } from './queue.js'
 import { Task } from './task.js'
@@ -19,14 +19,21 @@ export interface EnqueueOptions {
   loadDependencies?: boolean
 }
 
+/** One task for `enqueueMany`: its type and payload, and `enqueue`'s options. */
+export interface TaskInput<P = unknown> extends EnqueueOptions {
+  type: string
+  payload?: P
+}
+
 /**
  * The stored form of an `enqueue` payload: a `Buffer`/`Uint8Array` as raw bytes, anything else
- * as JSON (`BigInt`s as JSON integers; `undefined` as `null`). A value without a JSON form (a
- * function, a Symbol) or that cannot be encoded (a cycle) is an `InvalidPayloadError`.
+ * as JSON (`BigInt`s as JSON integers). `undefined` and `null` are no payload (`"payload":null` on
+ * the wire, as Go's `NewTask(type, nil)`). A value without a JSON form (a function, a Symbol) or
+ * that cannot be encoded (a cycle) is an `InvalidPayloadError`.
  */
-function encodePayload(payload: unknown): string | Buffer {
+function encodePayload(payload: unknown): string | Buffer | undefined {
   if (payload instanceof Uint8Array) return Buffer.from(payload)
-  if (payload === undefined) return 'null'
+  if (payload === undefined || payload === null) return undefined
   let text: string | undefined
   try {
     text = toJson(payload)
@@ -39,7 +46,9 @@ function encodePayload(payload: unknown): string | Buffer {
 
 /** @internal What `enqueue` hands the engine. */
 export function taskSpec(type: string, payload: unknown, options: EnqueueOptions): native.TaskSpec {
-  const spec: native.TaskSpec = { type, payload: encodePayload(payload) }
+  const spec: native.TaskSpec = { type }
+  const encoded = encodePayload(payload)
+  if (encoded !== undefined) spec.payload = encoded
   if (options.id !== undefined) spec.id = options.id
   if (options.deadline !== undefined) {
     spec.deadline = typeof options.deadline === 'string' ? options.deadline : options.deadline.toISOString()
@@ -76,6 +85,14 @@ export class QueueHandle {
     const spec = taskSpec(type, payload, options)
     return new Task<P>(await call(async () => this.#inner.enqueue(spec)))
   }
+  /**
+   * Stores many tasks with pipelined writes. Resolves to one outcome per task, in order, shaped
+   * as `Promise.allSettled`'s: the stored task, or the `JetJobsError` its enqueue failed with (a
+   * failure of one does not stop the others).
+   */
+  async enqueueMany<P = unknown>(tasks: Iterable<TaskInput<P>>): Promise<Array<PromiseSettledResult<Task<P>>>> {
+    return enqueueMany<P>(this.#inner, tasks)
+  }
   /** Loads a task of any queue (verifying its signature when a verification key is configured). */
   async loadTask<P = unknown, R = unknown>(id: string): Promise<Task<P, R>> {
     return new Task<P, R>(await call(async () => this.#inner.loadTask(id)))
@@ -94,3 +111,28 @@ export class QueueHandle {
   }
 }
 
+/** @internal `enqueueMany` on a native queue: specs that cannot be made keep their place. */
+export async function enqueueMany<P>(
+  queue: native.QueueHandle,
+  tasks: Iterable<TaskInput<P>>,
+): Promise<Array<PromiseSettledResult<Task<P>>>> {
+  const specs: native.TaskSpec[] = []
+  const early: Array<PromiseRejectedResult | undefined> = []
+  for (const { type, payload, ...options } of tasks) {
+    try {
+      specs.push(taskSpec(type, payload, options))
+      early.push(undefined)
+    } catch (reason) {
+      early.push({ status: 'rejected', reason })
+    }
+  }
+  const outcomes = await call(async () => queue.enqueueMany(specs))
+  let next = 0
+  return early.map((rejected): PromiseSettledResult<Task<P>> => {
+    if (rejected !== undefined) return rejected
+    const outcome = outcomes[next++]
+    if (outcome?.task != null) return { status: 'fulfilled', value: new Task<P>(outcome.task) }
+    const reason = outcome?.code != null ? errorFor(outcome.code, outcome.message ?? '') : new Error('no outcome')
+    return { status: 'rejected', reason }
+  })
+}

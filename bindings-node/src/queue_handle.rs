@@ -5,7 +5,7 @@ use napi::Env;
 use napi::bindgen_prelude::PromiseRaw;
 use napi_derive::napi;
 
-use crate::error::{check, promise};
+use crate::error::{ErrorCode, check, promise};
 use crate::queue::{QueueInfo, QueueSettings};
 use crate::task::{Task, TaskSpec};
 
@@ -47,6 +47,42 @@ impl QueueHandle {
         promise(env, async move { queue.enqueue(task).await }, Task::from)
     }
 
+    /// Stores many tasks with pipelined writes; resolves to one outcome per task, in order (a
+    /// failure of one does not stop the others).
+    #[napi(ts_return_type = "Promise<Array<EnqueueOutcome>>")]
+    pub fn enqueue_many<'env>(
+        &self,
+        env: &'env Env,
+        specs: Vec<TaskSpec>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<EnqueueOutcome>>> {
+        let queue = self.inner.clone();
+        // A spec that does not make a task keeps its place, with its error.
+        let made: Vec<jetjobs::Result<jetjobs::Task>> =
+            specs.into_iter().map(TaskSpec::into_task).collect();
+        promise(
+            env,
+            async move {
+                let valid: Vec<jetjobs::Task> =
+                    made.iter().filter_map(|t| t.as_ref().ok().cloned()).collect();
+                let mut stored = queue.enqueue_many(valid).await.into_iter();
+                let outcomes = made
+                    .into_iter()
+                    .map(|made| match made {
+                        Ok(_) => stored.next().unwrap_or_else(|| {
+                            Err(jetjobs::Error::new(
+                                jetjobs::ErrorKind::Storage,
+                                "enqueue_many returned fewer results than tasks",
+                            ))
+                        }),
+                        Err(e) => Err(e),
+                    })
+                    .collect::<Vec<_>>();
+                Ok(outcomes)
+            },
+            |outcomes| outcomes.into_iter().map(EnqueueOutcome::from).collect(),
+        )
+    }
+
     /// Loads a task, verifying its signature when a verification key is configured.
     #[napi(ts_return_type = "Promise<Task>")]
     pub fn load_task<'env>(
@@ -81,5 +117,33 @@ impl QueueHandle {
     pub fn purge<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let queue = self.inner.clone();
         promise(env, async move { queue.purge().await }, |()| ())
+    }
+}
+
+/// One task's outcome in `enqueueMany`: the stored task, or why it was not stored.
+#[napi(object, object_from_js = false)]
+pub struct EnqueueOutcome {
+    /// The stored task.
+    pub task: Option<Task>,
+    /// The error's code when the task was not stored.
+    pub code: Option<ErrorCode>,
+    /// The error's message when the task was not stored.
+    pub message: Option<String>,
+}
+
+impl From<jetjobs::Result<jetjobs::Task>> for EnqueueOutcome {
+    fn from(result: jetjobs::Result<jetjobs::Task>) -> Self {
+        match result {
+            Ok(task) => Self {
+                task: Some(Task::from(task)),
+                code: None,
+                message: None,
+            },
+            Err(e) => Self {
+                task: None,
+                code: Some(ErrorCode::from(e.kind())),
+                message: Some(e.to_string()),
+            },
+        }
     }
 }

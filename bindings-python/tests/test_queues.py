@@ -141,16 +141,17 @@ async def test_racing_first_calls_share_one_client(make_app: MakeApp) -> None:
     assert all(c is from_loop for c in from_threads)
 
 
-async def test_async_with_closes_and_the_next_use_connects_again(make_app: MakeApp) -> None:
+async def test_async_with_closes_for_good(make_app: MakeApp) -> None:
     async with make_app("CLOSE") as app:
         client = await app.client()
         await app.enqueue("x")
-    with pytest.raises(jetjobs.JetJobsError):
+    with pytest.raises(jetjobs.Closed):
         await client.enqueue(jetjobs.Task("x"))
-    again = await app.client()
-    assert again is not client
-    assert (await app.enqueue("x")).queue == "CLOSE"
-    await app.close()
+    with pytest.raises(jetjobs.Closed):
+        await app.enqueue("x")
+    with pytest.raises(jetjobs.Closed):
+        app.enqueue_sync("x")
+    await app.close()  # closing again does nothing
 
 
 async def test_close_stops_running_workers_first(make_app: MakeApp) -> None:
@@ -171,8 +172,8 @@ async def test_close_stops_running_workers_first(make_app: MakeApp) -> None:
     assert worker.done()
     await worker
     assert finished == [task.id]
-    assert (await app.load_task(task.id)).state == "complete"  # a new connection
-    await app.close()
+    async with make_app("STOPCLOSE") as other:
+        assert (await other.load_task(task.id)).state == "complete"
 
 
 async def test_native_worker_runs_once_and_consumes_a_queue_once(make_app: MakeApp) -> None:

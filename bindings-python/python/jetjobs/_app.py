@@ -36,7 +36,7 @@ from ._queues import QueueLike, Queues
 from ._routes import Decoder, Encoder, Handler, Middleware, Route
 from ._states import TaskState
 from ._threads import HandlerThreads
-from .errors import InvalidTaskType, JetJobsError
+from .errors import Closed, InvalidTaskType, JetJobsError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 """Where :class:`App` connects when no URL is given."""
@@ -169,6 +169,7 @@ class App:
         self._routes: list[Route] = []
         self._threads = HandlerThreads(DEFAULT_CONCURRENCY if concurrency is None else concurrency)
         self._client: Client | None = None
+        self._closed = False
         self._pid = os.getpid()
         self._lock = threading.Lock()
         # Each `run()`'s shutdown token, and once it started, a token cancelled when it ends.
@@ -442,13 +443,15 @@ class App:
     async def client(self) -> Client:
         """The connected :class:`Client`, connecting on first use.
 
-        It connects again after a fork or :meth:`close`. Racing first calls, from any event loops
-        or threads, make one connection.
+        It connects again in a child made by ``os.fork()``; after :meth:`close` it raises
+        :class:`Closed`. Racing first calls, from any event loops or threads, make one connection.
         """
         self._forget_parent()
         client = self._client
         if client is not None:
             return client
+        if self._closed:
+            raise Closed("the app was closed")
         # Connected in a thread under the app's lock (the GIL is released while connecting), so
         # the event loop keeps running and a racing call waits for this connection.
         return await asyncio.get_running_loop().run_in_executor(None, self.client_sync)
@@ -457,6 +460,8 @@ class App:
         """:meth:`client` for code without an event loop."""
         self._forget_parent()
         with self._lock:
+            if self._closed:
+                raise Closed("the app was closed")
             if self._client is None:
                 self._client = self.options.connect_sync(self.url)
             return self._client
@@ -464,10 +469,11 @@ class App:
     async def close(self) -> None:
         """Stop this app's workers, wait for their graceful shutdown, then close the connection.
 
-        What was published is flushed first. The next use connects again. Not for use inside a
-        handler (it would wait for itself).
+        What was published is flushed first. Closing is final: later calls raise :class:`Closed`
+        (closing again does nothing). Not for use inside a handler (it would wait for itself).
         """
         self._forget_parent()
+        self._closed = True
         runs = list(self._running.items())
         for shutdown, _ in runs:
             shutdown.cancel()
