@@ -62,8 +62,10 @@ impl QueueHandle {
         promise(
             env,
             async move {
-                let valid: Vec<jetjobs::Task> =
-                    made.iter().filter_map(|t| t.as_ref().ok().cloned()).collect();
+                let valid: Vec<jetjobs::Task> = made
+                    .iter()
+                    .filter_map(|t| t.as_ref().ok().cloned())
+                    .collect();
                 let mut stored = queue.enqueue_many(valid).await.into_iter();
                 let outcomes = made
                     .into_iter()
