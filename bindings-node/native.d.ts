@@ -24,6 +24,12 @@ export declare class Client {
   enqueue(spec: TaskSpec): Promise<Task>
   /** Loads a task, verifying its signature when a verification key is configured. */
   loadTask(id: string): Promise<Task>
+  /**
+   * Waits until the task is final: the task if it completed; `ERR_TASK_FAILED` if it expired,
+   * was terminated or is unreachable; `ERR_TIMEOUT` after `timeoutMs` (absent: for as long as
+   * it takes). Every waiter shares one subscription; none polls.
+   */
+  waitFor(id: string, timeoutMs?: number | undefined | null): Promise<Task>
   /** Enqueues a stored task again, in state `retry` with its tries reset. */
   retryTask(id: string): Promise<Task>
   /**
@@ -198,6 +204,8 @@ export declare class QueueHandle {
    * failure of one does not stop the others).
    */
   enqueueMany(specs: Array<TaskSpec>): Promise<Array<EnqueueOutcome>>
+  /** Enqueues the task, then waits until it is final, as `Client.waitFor`. */
+  enqueueAndWait(spec: TaskSpec, timeoutMs?: number | undefined | null): Promise<Task>
   /** Loads a task, verifying its signature when a verification key is configured. */
   loadTask(id: string): Promise<Task>
   /** Enqueues a stored task again on this queue, in state `retry` with its tries reset. */
@@ -408,7 +416,7 @@ export interface EnqueueOutcome {
 }
 
 /** The `code` of every error jetjobs raises; one per core `ErrorKind`. */
-export type ErrorCode = 'ERR_TASK_NOT_FOUND' | 'ERR_INVALID_TASK_TYPE' | 'ERR_INVALID_TASK_ID' | 'ERR_TASK_CANNOT_ENQUEUE' | 'ERR_TASK_UPDATE_FAILED' | 'ERR_TASK_ALREADY_SIGNED' | 'ERR_SIGNATURE_REQUIRES_QUEUE' | 'ERR_TASK_NOT_SIGNED' | 'ERR_SIGNATURE_INVALID' | 'ERR_INVALID_KEY' | 'ERR_QUEUE_NOT_FOUND' | 'ERR_QUEUE_CONSUMER_NOT_FOUND' | 'ERR_INVALID_QUEUE_NAME' | 'ERR_DUPLICATE_ITEM' | 'ERR_DUPLICATE_HANDLER' | 'ERR_UNKNOWN_RETRY_POLICY' | 'ERR_INVALID_RETRY_POLICY' | 'ERR_UNKNOWN_DISCARD_POLICY' | 'ERR_INVALID_PAYLOAD' | 'ERR_INVALID_DOCUMENT' | 'ERR_UNKNOWN_EVENT_TYPE' | 'ERR_INVALID_OPTION' | 'ERR_IN_PROGRESS_NOT_SUPPORTED' | 'ERR_CONNECTION' | 'ERR_STORAGE' | 'ERR_IO' | 'ERR_TASK_ALREADY_EXISTS' | 'ERR_INVALID_DEPENDENCIES' | 'ERR_PAYLOAD_TOO_LARGE' | 'ERR_KEY_EXISTS' | 'ERR_KEY_NOT_FOUND' | 'ERR_REVISION_MISMATCH' | 'ERR_ALREADY_RUNNING' | 'ERR_CLOSED'
+export type ErrorCode = 'ERR_TASK_NOT_FOUND' | 'ERR_INVALID_TASK_TYPE' | 'ERR_INVALID_TASK_ID' | 'ERR_TASK_CANNOT_ENQUEUE' | 'ERR_TASK_UPDATE_FAILED' | 'ERR_TASK_ALREADY_SIGNED' | 'ERR_SIGNATURE_REQUIRES_QUEUE' | 'ERR_TASK_NOT_SIGNED' | 'ERR_SIGNATURE_INVALID' | 'ERR_INVALID_KEY' | 'ERR_QUEUE_NOT_FOUND' | 'ERR_QUEUE_CONSUMER_NOT_FOUND' | 'ERR_INVALID_QUEUE_NAME' | 'ERR_DUPLICATE_ITEM' | 'ERR_DUPLICATE_HANDLER' | 'ERR_UNKNOWN_RETRY_POLICY' | 'ERR_INVALID_RETRY_POLICY' | 'ERR_UNKNOWN_DISCARD_POLICY' | 'ERR_INVALID_PAYLOAD' | 'ERR_INVALID_DOCUMENT' | 'ERR_UNKNOWN_EVENT_TYPE' | 'ERR_INVALID_OPTION' | 'ERR_IN_PROGRESS_NOT_SUPPORTED' | 'ERR_CONNECTION' | 'ERR_STORAGE' | 'ERR_IO' | 'ERR_TASK_ALREADY_EXISTS' | 'ERR_INVALID_DEPENDENCIES' | 'ERR_PAYLOAD_TOO_LARGE' | 'ERR_KEY_EXISTS' | 'ERR_KEY_NOT_FOUND' | 'ERR_REVISION_MISMATCH' | 'ERR_ALREADY_RUNNING' | 'ERR_CLOSED' | 'ERR_TASK_FAILED' | 'ERR_TIMEOUT'
 
 /**
  * The `code` of every core `ErrorKind`, in the core's order: `lib/` and the tests check that each

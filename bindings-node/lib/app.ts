@@ -18,7 +18,7 @@ import { abandon, compose, dispatch, ignore, Slots, type Call, type Handler, typ
 import { kNative } from './internal.js'
 import { Kv, KvBucket, type KvWatch } from './kv.js'
 import { Queue, type QueueSettings } from './queue.js'
-import { enqueueMany, QueueHandle, taskSpec, type EnqueueOptions, type TaskInput } from './queueHandle.js'
+import { enqueueMany, QueueHandle, taskSpec, type EnqueueOptions, type TaskInput, type WaitOptions } from './queueHandle.js'
 import { RetryPolicy, type RetryPolicyName } from './retry.js'
 import { TaskSigner, TaskVerifier } from './signing.js'
 import { Task } from './task.js'
@@ -292,6 +292,29 @@ export class App {
   async loadTask<P = unknown, R = unknown>(id: string): Promise<Task<P, R>> {
     const client = await this.#connected()
     return new Task<P, R>(await call(async () => client.loadTask(id)))
+  }
+
+  /**
+   * Waits until the task (a `Task` or an id, of any queue) is final. Resolves to the task when it
+   * completed (its result in `task.result`); rejects with `TaskFailedError` (with its state and
+   * last error) when it expired, was terminated or is unreachable, and with `TimeoutError` after
+   * `timeoutMs`. Every waiter shares one subscription to task events; none polls.
+   */
+  async waitFor<P = unknown, R = unknown>(task: Task | string, options: WaitOptions = {}): Promise<Task<P, R>> {
+    const client = await this.#connected()
+    const id = typeof task === 'string' ? task : task.id
+    return new Task<P, R>(await call(async () => client.waitFor(id, options.timeoutMs)))
+  }
+
+  /** `enqueue` (with its options), then `waitFor` the task. */
+  async enqueueAndWait<P = unknown, R = unknown>(
+    type: string,
+    payload?: P,
+    options: AppEnqueueOptions & WaitOptions = {},
+  ): Promise<Task<P, R>> {
+    const { timeoutMs, ...rest } = options
+    const task = await this.enqueue(type, payload, rest)
+    return this.waitFor<P, R>(task, { timeoutMs })
   }
 
   /** Enqueues a stored task again on the default queue, with its tries reset. */

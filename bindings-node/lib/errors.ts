@@ -51,6 +51,8 @@ export class RevisionMismatchError extends JetJobsError { readonly code = 'ERR_R
 /** `App.run()` while the app's worker is already running. */
 export class AlreadyRunningError extends JetJobsError { readonly code = 'ERR_ALREADY_RUNNING'; readonly kind = 'AlreadyRunning' }
 export class ClosedError extends JetJobsError { readonly code = 'ERR_CLOSED'; readonly kind = 'Closed' }
+export class TaskFailedError extends JetJobsError { readonly code = 'ERR_TASK_FAILED'; readonly kind = 'TaskFailed' }
+export class TimeoutError extends JetJobsError { readonly code = 'ERR_TIMEOUT'; readonly kind = 'Timeout' }
 
 type ErrorClass = new (message: string, options?: ErrorOptions) => JetJobsError
 
@@ -90,6 +92,8 @@ const errorClasses: { readonly [C in ErrorCode]: ErrorClass } = {
   ERR_REVISION_MISMATCH: RevisionMismatchError,
   ERR_ALREADY_RUNNING: AlreadyRunningError,
   ERR_CLOSED: ClosedError,
+  ERR_TASK_FAILED: TaskFailedError,
+  ERR_TIMEOUT: TimeoutError,
 }
 
 /** Every error code, in the core's order (from the addon), for exhaustive checks. */

@@ -43,13 +43,15 @@ export {
   RevisionMismatchError,
   AlreadyRunningError,
   ClosedError,
+  TaskFailedError,
+  TimeoutError,
   ERROR_CODES,
   TerminateTask,
   type ErrorCode,
 } from './errors.js'
 export * from './task.js'
 export * from './queue.js'
-export { QueueHandle, type EnqueueOptions, type TaskInput } from './queueHandle.js'
+export { QueueHandle, type EnqueueOptions, type TaskInput, type WaitOptions } from './queueHandle.js'
 export * from './kv.js'
 export * from './retry.js'
 export * from './signing.js'

@@ -19,6 +19,12 @@ export interface EnqueueOptions {
   loadDependencies?: boolean
 }
 
+/** How long `waitFor` and `enqueueAndWait` wait. */
+export interface WaitOptions {
+  /** Rejects with `TimeoutError` after this long; absent waits for as long as it takes. */
+  timeoutMs?: number
+}
+
 /** One task for `enqueueMany`: its type and payload, and `enqueue`'s options. */
 export interface TaskInput<P = unknown> extends EnqueueOptions {
   type: string
@@ -92,6 +98,16 @@ export class QueueHandle {
    */
   async enqueueMany<P = unknown>(tasks: Iterable<TaskInput<P>>): Promise<Array<PromiseSettledResult<Task<P>>>> {
     return enqueueMany<P>(this.#inner, tasks)
+  }
+  /** Enqueues, then waits until the task is final, as `App.waitFor`. */
+  async enqueueAndWait<P = unknown, R = unknown>(
+    type: string,
+    payload?: P,
+    options: EnqueueOptions & WaitOptions = {},
+  ): Promise<Task<P, R>> {
+    const { timeoutMs, ...rest } = options
+    const spec = taskSpec(type, payload, rest)
+    return new Task<P, R>(await call(async () => this.#inner.enqueueAndWait(spec, timeoutMs)))
   }
   /** Loads a task of any queue (verifying its signature when a verification key is configured). */
   async loadTask<P = unknown, R = unknown>(id: string): Promise<Task<P, R>> {

@@ -225,6 +225,25 @@ impl Client {
         promise(env, async move { client.load_task(&id).await }, Task::from)
     }
 
+    /// Waits until the task is final: the task if it completed; `ERR_TASK_FAILED` if it expired,
+    /// was terminated or is unreachable; `ERR_TIMEOUT` after `timeoutMs` (absent: for as long as
+    /// it takes). Every waiter shares one subscription; none polls.
+    #[napi(ts_return_type = "Promise<Task>")]
+    pub fn wait_for<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        timeout_ms: Option<f64>,
+    ) -> napi::Result<PromiseRaw<'env, Task>> {
+        let client = self.client(env)?;
+        let timeout = check(env, wait_timeout(timeout_ms))?;
+        promise(
+            env,
+            async move { client.wait_for(&id, timeout).await },
+            Task::from,
+        )
+    }
+
     /// Enqueues a stored task again, in state `retry` with its tries reset.
     #[napi(ts_return_type = "Promise<Task>")]
     pub fn retry_task<'env>(
@@ -406,4 +425,11 @@ impl StorageAdmin {
         let admin = self.inner.clone();
         promise(env, async move { admin.delete_task(&id).await }, |()| ())
     }
+}
+
+/// How long a wait may take, from JS milliseconds; absent for as long as it takes.
+pub(crate) fn wait_timeout(timeout_ms: Option<f64>) -> jetjobs::Result<std::time::Duration> {
+    timeout_ms.map_or(Ok(std::time::Duration::MAX), |ms| {
+        duration_ms("timeoutMs", ms)
+    })
 }

@@ -87,6 +87,10 @@ pub enum ErrorCode {
     AlreadyRunning,
     #[napi(value = "ERR_CLOSED")]
     Closed,
+    #[napi(value = "ERR_TASK_FAILED")]
+    TaskFailed,
+    #[napi(value = "ERR_TIMEOUT")]
+    Timeout,
 }
 
 impl From<ErrorKind> for ErrorCode {
@@ -128,6 +132,8 @@ impl From<ErrorKind> for ErrorCode {
             ErrorKind::RevisionMismatch => ErrorCode::RevisionMismatch,
             ErrorKind::AlreadyRunning => ErrorCode::AlreadyRunning,
             ErrorKind::Closed => ErrorCode::Closed,
+            ErrorKind::TaskFailed => ErrorCode::TaskFailed,
+            ErrorKind::Timeout => ErrorCode::Timeout,
         }
     }
 }

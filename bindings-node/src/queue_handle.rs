@@ -5,6 +5,7 @@ use napi::Env;
 use napi::bindgen_prelude::PromiseRaw;
 use napi_derive::napi;
 
+use crate::client::wait_timeout;
 use crate::error::{ErrorCode, check, promise};
 use crate::queue::{QueueInfo, QueueSettings};
 use crate::task::{Task, TaskSpec};
@@ -82,6 +83,24 @@ impl QueueHandle {
                 Ok(outcomes)
             },
             |outcomes| outcomes.into_iter().map(EnqueueOutcome::from).collect(),
+        )
+    }
+
+    /// Enqueues the task, then waits until it is final, as `Client.waitFor`.
+    #[napi(ts_return_type = "Promise<Task>")]
+    pub fn enqueue_and_wait<'env>(
+        &self,
+        env: &'env Env,
+        spec: TaskSpec,
+        timeout_ms: Option<f64>,
+    ) -> napi::Result<PromiseRaw<'env, Task>> {
+        let queue = self.inner.clone();
+        let task = check(env, spec.into_task())?;
+        let timeout = check(env, wait_timeout(timeout_ms))?;
+        promise(
+            env,
+            async move { queue.enqueue_and_wait(task, timeout).await },
+            Task::from,
         )
     }
 

@@ -247,6 +247,23 @@ impl PyClient {
         })
     }
 
+    /// Waits until the task is final: the task if it completed; `TaskFailed` if it expired, was
+    /// terminated or is unreachable; `Timeout` after `timeout` (a `timedelta` or seconds; `None`
+    /// waits for as long as it takes). Every waiter shares one subscription; none polls.
+    #[pyo3(signature = (id, timeout=None))]
+    fn wait_for<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.live()?.clone();
+        let timeout = wait_timeout(timeout)?;
+        runtime::future_into_py(py, async move {
+            client.wait_for(&id, timeout).await.py().map(PyTask::new)
+        })
+    }
+
     /// Enqueues a stored task again, in state `retry` with its tries reset.
     fn retry_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
         let client = self.live()?.clone();
@@ -507,4 +524,9 @@ impl PyCancellationToken {
             self.inner.is_cancelled()
         )
     }
+}
+
+/// How long a wait may take: a `timedelta` or seconds; `None` for as long as it takes.
+pub(crate) fn wait_timeout(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<std::time::Duration> {
+    timeout.map_or(Ok(std::time::Duration::MAX), convert::duration)
 }

@@ -77,6 +77,8 @@ kinds! {
     RevisionMismatch: "A compare-and-swap found a newer revision than the one expected.",
     AlreadyRunning: "The worker or app is already running.",
     Closed: "The client was closed, or belongs to the parent of a forked process.",
+    TaskFailed: "A waited-for task ended in a state other than `complete`.",
+    Timeout: "A wait ran out of time.",
 }
 
 /// The exception for a core error, with the core's message and its source chained as `__cause__`.

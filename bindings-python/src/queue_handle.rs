@@ -3,7 +3,7 @@
 
 use pyo3::prelude::*;
 
-use crate::client::PyQueueInfo;
+use crate::client::{PyQueueInfo, wait_timeout};
 use crate::error::IntoPyResult as _;
 use crate::queue::PyQueue;
 use crate::runtime;
@@ -88,6 +88,25 @@ impl PyQueueHandle {
         results_to_py(runtime::block_on(py, async move {
             queue.enqueue_many(tasks).await
         }))
+    }
+
+    /// Enqueues the task, then waits until it is final, as `Client.wait_for`.
+    #[pyo3(signature = (task, timeout=None))]
+    fn enqueue_and_wait<'py>(
+        &self,
+        py: Python<'py>,
+        task: &PyTask,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (queue, task) = (self.live()?.clone(), task.inner.clone());
+        let timeout = wait_timeout(timeout)?;
+        runtime::future_into_py(py, async move {
+            queue
+                .enqueue_and_wait(task, timeout)
+                .await
+                .py()
+                .map(PyTask::new)
+        })
     }
 
     /// Loads a task by id (verifying its signature when a verification key is set).

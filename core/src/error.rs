@@ -113,6 +113,10 @@ error_kinds! {
     AlreadyRunning,
     /// The connection was closed with `close()` or belongs to a parent process.
     Closed,
+    /// A waited-for task ended in a state other than `complete` (the message has its last error).
+    TaskFailed,
+    /// A wait ran out of time.
+    Timeout,
     }
 }
 

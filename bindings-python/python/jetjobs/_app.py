@@ -381,6 +381,31 @@ class App:
         """:meth:`enqueue_many` for code without an event loop."""
         return self.queue_sync(queue).enqueue_many_sync(self._make_tasks(tasks))
 
+    async def wait_for(self, task: Task | str, *, timeout: timedelta | float | None = None) -> Task:
+        """Wait until ``task`` (a :class:`Task` or an id, of any queue) is final.
+
+        Returns the task when it completed (its result in ``task.result``); raises
+        :class:`TaskFailed` (with its state and last error) when it expired, was terminated or
+        is unreachable, and :class:`Timeout` after ``timeout`` (a ``timedelta`` or seconds;
+        ``None`` waits for as long as it takes). Every waiter shares one subscription to task
+        events; none polls.
+        """
+        task_id = task.id if isinstance(task, Task) else task
+        return await (await self.client()).wait_for(task_id, timeout)
+
+    async def enqueue_and_wait(
+        self,
+        task: str | Task,
+        payload: Any = None,
+        *,
+        timeout: timedelta | float | None = None,
+        queue: QueueLike | None = None,
+        **options: Any,
+    ) -> Task:
+        """:meth:`enqueue` (with its keywords), then :meth:`wait_for` the task."""
+        stored = await self.enqueue(task, payload, queue=queue, **options)
+        return await self.wait_for(stored, timeout=timeout)
+
     async def load_task(self, id: str) -> Task:
         """Load a task by id (verifying its signature when a verification key is set)."""
         return await (await self.client()).load_task(id)

@@ -8,8 +8,10 @@ mod admin;
 mod batch;
 mod options;
 mod queue;
+mod results;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
@@ -25,6 +27,7 @@ use crate::task::Task;
 use crate::wire::names::EVENTS_SUBJECT_WILDCARD;
 use crate::worker::Worker;
 use crate::worker::options::WorkerOptions;
+use results::ResultWaiters;
 
 pub use admin::StorageAdmin;
 pub use options::ClientOptions;
@@ -35,18 +38,48 @@ pub async fn connect(servers: impl AsRef<str>) -> Result<Client> {
     ClientOptions::new().connect(servers).await
 }
 
-/// What every enqueue and load of a client applies: signing and verification.
-pub(crate) struct Producer {
+/// What a client and its queue handles share: signing, verification and result waiters.
+pub(crate) struct Shared {
     pub(crate) signer: Option<TaskSigner>,
     pub(crate) verifier: Option<TaskVerifier>,
     pub(crate) signatures_optional: bool,
+    pub(crate) waiters: ResultWaiters,
 }
 
-impl Producer {
+impl Shared {
     pub(crate) fn verify(&self, task: &Task) -> Result<()> {
         match &self.verifier {
             Some(verifier) => verifier.verify(task, self.signatures_optional),
             None => Ok(()),
+        }
+    }
+
+    /// Waits until task `id` is final; see [`Client::wait_for`].
+    pub(crate) async fn wait_for(
+        &self,
+        storage: &Storage,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Task> {
+        // `Duration::MAX` (or anything past the clock's range) waits for as long as it takes.
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
+        let registration = self.waiters.register(id).await?;
+        loop {
+            let task = storage.load_task(id).await?;
+            self.verify(&task)?;
+            if task.state.is_final() {
+                return results::settle(task);
+            }
+            let out_of_time = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = registration.changed() => {}
+                _ = out_of_time => return Err(results::timed_out(id, timeout)),
+            }
         }
     }
 }
@@ -59,7 +92,7 @@ pub struct Client {
 
 struct ClientInner {
     storage: Storage,
-    producer: Arc<Producer>,
+    shared: Arc<Shared>,
     default_queue: QueueHandle,
     worker: WorkerOptions,
 }
@@ -67,14 +100,14 @@ struct ClientInner {
 impl Client {
     fn new(
         storage: Storage,
-        producer: Arc<Producer>,
+        shared: Arc<Shared>,
         default_queue: QueueHandle,
         worker: WorkerOptions,
     ) -> Self {
         Self {
             inner: Arc::new(ClientInner {
                 storage,
-                producer,
+                shared,
                 default_queue,
                 worker,
             }),
@@ -96,7 +129,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn open_queue(&self, queue: Queue) -> Result<QueueHandle> {
-        QueueHandle::open(&self.inner.storage, &self.inner.producer, &queue).await
+        QueueHandle::open(&self.inner.storage, &self.inner.shared, &queue).await
     }
 
     /// The default queue, opened when connecting (see [`ClientOptions::queue`]).
@@ -127,8 +160,38 @@ impl Client {
     /// Loads a task of any queue, verifying its signature when a verification key is configured.
     pub async fn load_task(&self, id: &str) -> Result<Task> {
         let task = self.inner.storage.load_task(id).await?;
-        self.inner.producer.verify(&task)?;
+        self.inner.shared.verify(&task)?;
         Ok(task)
+    }
+
+    /// Waits until task `id` (of any queue) is final: the task if it completed, a `TaskFailed`
+    /// error (with its state and last error) if it expired, was terminated or is unreachable, a
+    /// `Timeout` error if it is not final within `timeout` (`Duration::MAX` waits for as long as it
+    /// takes). Every waiter of a client shares one subscription to task events; none polls.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(client: jetjobs::Client) -> jetjobs::Result<()> {
+    /// use std::time::Duration;
+    /// let task = client.enqueue(jetjobs::Task::new("report:build", &42)?).await?;
+    /// let done = client.wait_for(&task.id, Duration::from_secs(60)).await?;
+    /// println!("{:?}", done.result.map(|r| r.payload));
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Task> {
+        self.inner
+            .shared
+            .wait_for(&self.inner.storage, id, timeout)
+            .await
+    }
+
+    /// Enqueues to the default queue and waits for the task to be final; see
+    /// [`Client::wait_for`].
+    pub async fn enqueue_and_wait(&self, task: Task, timeout: Duration) -> Result<Task> {
+        self.inner
+            .default_queue
+            .enqueue_and_wait(task, timeout)
+            .await
     }
 
     /// Enqueues a stored task again on the default queue; see [`QueueHandle::retry_task`].

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{Client, Producer, QueueHandle};
+use crate::client::results::ResultWaiters;
+use crate::client::{Client, QueueHandle, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::Queue;
 use crate::retry::RetryPolicy;
@@ -240,13 +241,14 @@ impl ClientOptions {
         )
         .await?;
         let wanted = self.queue.clone().unwrap_or_else(Queue::default_queue);
-        let producer = Arc::new(Producer {
+        let shared = Arc::new(Shared {
             signer: self.signer.clone(),
             verifier: self.verifier.clone(),
             signatures_optional: self.signatures_optional,
+            waiters: ResultWaiters::new(storage.nats.clone()),
         });
-        let default_queue = QueueHandle::open(&storage, &producer, &wanted).await?;
-        Ok(Client::new(storage, producer, default_queue, self.worker))
+        let default_queue = QueueHandle::open(&storage, &shared, &wanted).await?;
+        Ok(Client::new(storage, shared, default_queue, self.worker))
     }
 
     fn validate(&self) -> Result<()> {

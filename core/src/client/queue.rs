@@ -2,10 +2,11 @@
 //! A handle on one open queue: enqueue to it, load and retry its tasks, read its counts, purge it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 
-use crate::client::Producer;
+use crate::client::Shared;
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::Queue;
 use crate::store::{QueueInfo, Storage};
@@ -19,7 +20,7 @@ pub struct QueueHandle {
 
 struct QueueInner {
     storage: Storage,
-    producer: Arc<Producer>,
+    shared: Arc<Shared>,
     settings: Queue,
     consumer: PullConsumer,
 }
@@ -27,14 +28,14 @@ struct QueueInner {
 impl QueueHandle {
     pub(crate) async fn open(
         storage: &Storage,
-        producer: &Arc<Producer>,
+        shared: &Arc<Shared>,
         wanted: &Queue,
     ) -> Result<Self> {
         let open = storage.open_queue(wanted).await?;
         Ok(Self {
             inner: Arc::new(QueueInner {
                 storage: storage.clone(),
-                producer: producer.clone(),
+                shared: shared.clone(),
                 settings: open.settings,
                 consumer: open.consumer,
             }),
@@ -73,7 +74,7 @@ impl QueueHandle {
         task.validate()?;
         check_enqueueable(&task)?;
         task.queue = self.inner.settings.name.clone();
-        if let Some(signer) = &self.inner.producer.signer
+        if let Some(signer) = &self.inner.shared.signer
             && task.signature.is_empty()
         {
             signer.sign(&mut task)?;
@@ -88,7 +89,7 @@ impl QueueHandle {
     /// Loads a task, verifying its signature when a verification key is configured.
     pub async fn load_task(&self, id: &str) -> Result<Task> {
         let task = self.inner.storage.load_task(id).await?;
-        self.inner.producer.verify(&task)?;
+        self.inner.shared.verify(&task)?;
         Ok(task)
     }
 
@@ -102,6 +103,15 @@ impl QueueHandle {
         task.tries = 0;
         task.queue = self.inner.settings.name.clone();
         self.store_and_publish(task, false).await
+    }
+
+    /// Enqueues the task and waits for it to be final; see [`Client::wait_for`](crate::Client::wait_for).
+    pub async fn enqueue_and_wait(&self, task: Task, timeout: Duration) -> Result<Task> {
+        let task = self.enqueue(task).await?;
+        self.inner
+            .shared
+            .wait_for(&self.inner.storage, &task.id, timeout)
+            .await
     }
 
     /// The queue's settings and item counts, read now.

@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Waiting for results: the result, the final error or a timeout; many waiters at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import jetjobs
+
+from conftest import MakeApp, running
+
+
+async def test_wait_for_returns_the_result_or_raises_the_final_error(make_app: MakeApp) -> None:
+    app = make_app("WAIT", retry_policy=jetjobs.RetryPolicy.exponential(0.05, 0.1))
+
+    @app.task("double")
+    async def double(task: jetjobs.Task) -> int:
+        return int(task.payload) * 2
+
+    @app.task("refuse")
+    def refuse(task: jetjobs.Task) -> None:
+        raise jetjobs.TerminateTask("not today")
+
+    pending = await app.enqueue("double", 21)
+    with pytest.raises(jetjobs.Timeout):
+        await app.wait_for(pending, timeout=0.3)  # nobody works the queue yet
+
+    async with running(app):
+        done = await app.wait_for(pending.id, timeout=30)
+        assert (done.state, done.result.payload if done.result else None) == ("complete", 42)
+        done = await app.enqueue_and_wait("double", 5, timeout=30, max_tries=3)
+        assert done.result is not None and done.result.payload == 10
+        with pytest.raises(jetjobs.TaskFailed, match="terminated: not today"):
+            await app.enqueue_and_wait("refuse", None, timeout=30)
+        # Many waiters at once share one subscription.
+        tasks = await app.enqueue_many([("double", n) for n in range(300)])
+        results = await asyncio.gather(
+            *(app.wait_for(t, timeout=60) for t in tasks if isinstance(t, jetjobs.Task))
+        )
+        assert [r.result.payload for r in results if r.result] == [n * 2 for n in range(300)]
+    with pytest.raises(jetjobs.TaskNotFound):
+        await app.wait_for("no-such-task", timeout=5)
