@@ -562,6 +562,10 @@ export interface TaskSpec {
   dependencies?: Array<string>
   /** Hand the dependencies' results to the handler. */
   loadDependencies?: boolean
+  /** Enqueue returns the pending task holding this key instead of storing this one. */
+  uniqueKey?: string
+  /** How long the key holds after its task is final, in ms (default 0). */
+  uniqueForMs?: number
 }
 
 /**

@@ -41,3 +41,12 @@ test('waitFor resolves to the result or rejects with the final error or a timeou
   }
   await assert.rejects(app.waitFor('no-such-task', { timeoutMs: 5_000 }), TaskNotFoundError)
 })
+
+test('concurrent enqueues with one uniqueKey make exactly one task', async (t) => {
+  const app = new App({ servers: server.url, queue: queueName('UNIQ') })
+  t.after(() => app.close())
+  const stored = await Promise.all(Array.from({ length: 20 }, (_, n) => app.enqueue('report', n, { uniqueKey: 'report:2026-12' })))
+  assert.equal(new Set(stored.map((task) => task.id)).size, 1)
+  assert.equal((await (await app.queue()).info()).items, 1)
+  await assert.rejects(app.enqueue('report', 1, { uniqueForMs: 5 }), (e) => e.code === 'ERR_INVALID_OPTION')
+})

@@ -17,6 +17,13 @@ export interface EnqueueOptions {
   dependsOn?: ReadonlyArray<string | Task>
   /** Hand the dependencies' results to the handler (`task.dependencyResults`). */
   loadDependencies?: boolean
+  /**
+   * Enqueue returns the pending task holding this key instead of storing this one; concurrent
+   * producers with one key make exactly one task.
+   */
+  uniqueKey?: string
+  /** How long the key holds after its task is final (default 0). */
+  uniqueForMs?: number
 }
 
 /** How long `waitFor` and `enqueueAndWait` wait. */
@@ -62,6 +69,8 @@ export function taskSpec(type: string, payload: unknown, options: EnqueueOptions
   if (options.maxTries !== undefined) spec.maxTries = options.maxTries
   if (options.dependsOn !== undefined) spec.dependencies = options.dependsOn.map((d) => (typeof d === 'string' ? d : d.id))
   if (options.loadDependencies !== undefined) spec.loadDependencies = options.loadDependencies
+  if (options.uniqueKey !== undefined) spec.uniqueKey = options.uniqueKey
+  if (options.uniqueForMs !== undefined) spec.uniqueForMs = options.uniqueForMs
   return spec
 }
 

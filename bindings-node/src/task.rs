@@ -33,6 +33,10 @@ pub struct TaskSpec {
     pub dependencies: Option<Vec<String>>,
     /// Hand the dependencies' results to the handler.
     pub load_dependencies: Option<bool>,
+    /// Enqueue returns the pending task holding this key instead of storing this one.
+    pub unique_key: Option<String>,
+    /// How long the key holds after its task is final, in ms (default 0).
+    pub unique_for_ms: Option<f64>,
 }
 
 impl TaskSpec {
@@ -56,6 +60,20 @@ impl TaskSpec {
         }
         if self.load_dependencies == Some(true) {
             task = task.with_dependency_results();
+        }
+        match (self.unique_key, self.unique_for_ms) {
+            (Some(key), window) => {
+                let window = window.map_or(Ok(std::time::Duration::ZERO), |ms| {
+                    crate::error::duration_ms("uniqueForMs", ms)
+                })?;
+                task = task.with_unique_key(key, window);
+            }
+            (None, Some(_)) => {
+                return Err(crate::error::invalid_option(
+                    "uniqueForMs needs a uniqueKey",
+                ));
+            }
+            (None, None) => {}
         }
         Ok(task)
     }

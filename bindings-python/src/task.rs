@@ -50,9 +50,11 @@ fn optional_datetime<'py>(
 #[pymethods]
 impl PyTask {
     /// A new task. `payload` is stored as given if it is `bytes`, else encoded as JSON.
-    /// `deadline` is an aware `datetime`, a `timedelta` from now, or RFC 3339 text.
+    /// `deadline` is an aware `datetime`, a `timedelta` from now, or RFC 3339 text. With
+    /// `unique_key`, enqueueing returns the pending task holding that key instead of storing this
+    /// one (also for `unique_for`, a `timedelta` or seconds, after it is final).
     #[new]
-    #[pyo3(signature = (task_type, payload=None, *, id=None, deadline=None, max_tries=None, depends_on=None, load_dependency_results=false))]
+    #[pyo3(signature = (task_type, payload=None, *, id=None, deadline=None, max_tries=None, depends_on=None, load_dependency_results=false, unique_key=None, unique_for=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         task_type: &str,
@@ -62,6 +64,8 @@ impl PyTask {
         max_tries: Option<i64>,
         depends_on: Option<Vec<String>>,
         load_dependency_results: bool,
+        unique_key: Option<String>,
+        unique_for: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut task = match payload {
             Some(p) if p.is_instance_of::<PyBytes>() => {
@@ -87,7 +91,25 @@ impl PyTask {
         if load_dependency_results {
             task = task.with_dependency_results();
         }
+        match (unique_key, unique_for) {
+            (Some(key), window) => {
+                let window = window.map_or(Ok(std::time::Duration::ZERO), convert::duration)?;
+                task = task.with_unique_key(key, window);
+            }
+            (None, Some(_)) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "unique_for needs a unique_key",
+                ));
+            }
+            (None, None) => {}
+        }
         Ok(Self::new(task))
+    }
+
+    /// The deduplication key given with `unique_key`, if any (not stored in the document).
+    #[getter]
+    fn unique_key(&self) -> Option<&str> {
+        self.inner.unique_key()
     }
 
     /// Unique id (a KSUID unless given).

@@ -42,3 +42,16 @@ async def test_wait_for_returns_the_result_or_raises_the_final_error(make_app: M
         assert [r.result.payload for r in results if r.result] == [n * 2 for n in range(300)]
     with pytest.raises(jetjobs.TaskNotFound):
         await app.wait_for("no-such-task", timeout=5)
+
+
+async def test_unique_tasks_dedupe_concurrent_producers(make_app: MakeApp) -> None:
+    app = make_app("UNIQ")
+    stored = await asyncio.gather(
+        *(app.enqueue("report", n, unique_key="report:2026-12") for n in range(20))
+    )
+    assert len({t.id for t in stored}) == 1
+    assert jetjobs.Task("report", unique_key="k").unique_key == "k"
+    info = await (await app.queue()).info()
+    assert info.items == 1
+    with pytest.raises(ValueError, match="unique_key"):
+        await app.enqueue("report", 1, unique_for=5)

@@ -58,7 +58,10 @@ pub use retry::{RETRY_POLICY_NAMES, RetryPolicy};
 pub use scheduler::ScheduledTask;
 pub use signing::{TaskSigner, TaskVerifier};
 pub use store::{Kv, KvBucket, KvEntry, KvOperation, QueueInfo, TasksInfo};
-pub use task::{DEFAULT_MAX_TRIES, MAX_NAME_LEN, Task, TaskResult, TaskState, validate_task_type};
+pub use task::{
+    DEFAULT_MAX_TRIES, MAX_NAME_LEN, MAX_UNIQUE_KEY_LEN, Task, TaskResult, TaskState,
+    validate_task_type,
+};
 pub use tokio_util::sync::CancellationToken;
 pub use wire::{Timestamp, is_valid_name, new_id};
 pub use worker::Worker;

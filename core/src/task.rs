@@ -228,7 +228,20 @@ pub struct Task {
     /// must match it (asyncjobs' optimistic concurrency). 0 for a task never stored.
     #[serde(skip)]
     pub(crate) seq: u64,
+    /// Deduplication on enqueue (see [`Task::with_unique_key`]); not stored in the document.
+    #[serde(skip)]
+    pub(crate) unique: Option<Unique>,
 }
+
+/// A task's deduplication key and how long it holds after the task is final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unique {
+    pub(crate) key: String,
+    pub(crate) window: std::time::Duration,
+}
+
+/// Longest unique key, in bytes.
+pub const MAX_UNIQUE_KEY_LEN: usize = 512;
 
 impl Task {
     /// A new task with a JSON-encoded payload. A payload that encodes as JSON `null` (`()`,
@@ -262,6 +275,7 @@ impl Task {
             last_err: String::new(),
             signature: String::new(),
             seq: 0,
+            unique: None,
         })
     }
 
@@ -301,6 +315,31 @@ impl Task {
             self.state = TaskState::Blocked;
         }
         self
+    }
+
+    /// Enqueue this task only if no task with `key` is pending: while one with that key is not
+    /// final (and for `window` after it became final), enqueueing returns that task instead of
+    /// storing this one. Concurrent producers with one key make exactly one task. The key lives
+    /// in the KV bucket `JETJOBS_UNIQUE`, not in the task document.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let task = jetjobs::Task::new("report:build", &7)?
+    ///     .with_unique_key("report-7", Duration::from_secs(60));
+    /// # Ok::<(), jetjobs::Error>(())
+    /// ```
+    pub fn with_unique_key(mut self, key: impl Into<String>, window: std::time::Duration) -> Self {
+        self.unique = Some(Unique {
+            key: key.into(),
+            window,
+        });
+        self
+    }
+
+    /// The unique key given with [`Task::with_unique_key`], if any.
+    pub fn unique_key(&self) -> Option<&str> {
+        self.unique.as_ref().map(|u| u.key.as_str())
     }
 
     /// Makes the dependencies' results available to the handler in `dependency_results`.
@@ -351,6 +390,14 @@ impl Task {
     pub(crate) fn validate(&self) -> Result<()> {
         validate_type(&self.task_type)?;
         validate_id(&self.id)?;
+        if let Some(unique) = &self.unique
+            && (unique.key.is_empty() || unique.key.len() > MAX_UNIQUE_KEY_LEN)
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                format!("a unique key is 1 to {MAX_UNIQUE_KEY_LEN} bytes long"),
+            ));
+        }
         for parent in &self.dependencies {
             if parent == &self.id {
                 return Err(Error::new(

@@ -17,7 +17,7 @@ bridges asyncio; :class:`App` adds decorators and middleware on top::
 
 from __future__ import annotations
 
-from ._app import DEFAULT_URL, App, connect
+from ._app import DEFAULT_URL, App, TaskOptions, connect
 from ._dev_server import dev_server
 from ._native import (
     DEFAULT_CONCURRENCY,
@@ -168,6 +168,7 @@ __all__ = [
     "TaskFailed",
     "TaskNotFound",
     "TaskNotSigned",
+    "TaskOptions",
     "TaskResult",
     "TaskSigner",
     "TaskState",

@@ -11,7 +11,10 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Union
+
+if TYPE_CHECKING:  # annotations only: no runtime dependency on typing_extensions
+    from typing_extensions import Unpack
 
 from ._native import (
     DEFAULT_CONCURRENCY,
@@ -43,6 +46,26 @@ DEFAULT_URL = "nats://127.0.0.1:4222"
 
 _PathLike = Union[str, "os.PathLike[str]"]
 _Duration = Union[timedelta, float]
+
+
+class TaskOptions(TypedDict, total=False):
+    """What :meth:`App.enqueue` takes besides the type and payload: :class:`Task`'s keywords.
+
+    ``deadline`` is an aware datetime, a timedelta from now or RFC 3339 text; ``depends_on``
+    lists tasks (or ids) that must complete first, whose results the handler gets in
+    ``task.dependency_results`` when ``load_dependency_results`` is set; ``unique_key`` makes the
+    enqueue return the pending task holding that key (also for ``unique_for`` after it is final).
+    """
+
+    id: str | None
+    deadline: datetime | timedelta | str | None
+    max_tries: int | None
+    depends_on: Iterable[str | Task]
+    load_dependency_results: bool
+    unique_key: str | None
+    unique_for: timedelta | float | None
+
+
 _H = TypeVar("_H", bound=Callable[..., Any])
 _log = logging.getLogger("jetjobs")
 
@@ -257,34 +280,26 @@ class App:
 
     # --- producing -------------------------------------------------------------------------
 
-    def _make_task(
-        self,
-        task: str | Task,
-        payload: Any,
-        *,
-        id: str | None,
-        deadline: datetime | timedelta | str | None,
-        max_tries: int | None,
-        depends_on: Iterable[str | Task],
-        load_dependency_results: bool,
-    ) -> Task:
+    def _make_task(self, task: str | Task, payload: Any, options: TaskOptions) -> Task:
         if isinstance(task, Task):
-            if payload is not None:
-                raise TypeError("give a Task or a task type and its payload, not both")
+            if payload is not None or options:
+                raise TypeError("give a Task, or a task type with its payload and options")
             return task
         if isinstance(payload, (bytearray, memoryview)):
             payload = bytes(payload)
         elif self._encoder is not None and not isinstance(payload, bytes):
             payload = self._encoder(payload)
-        parents = [d.id if isinstance(d, Task) else d for d in depends_on]
+        parents = [d.id if isinstance(d, Task) else d for d in options.get("depends_on", ())]
         return Task(
             task,
             payload,
-            id=id,
-            deadline=deadline,
-            max_tries=max_tries,
+            id=options.get("id"),
+            deadline=options.get("deadline"),
+            max_tries=options.get("max_tries"),
             depends_on=parents or None,
-            load_dependency_results=load_dependency_results,
+            load_dependency_results=options.get("load_dependency_results", False),
+            unique_key=options.get("unique_key"),
+            unique_for=options.get("unique_for"),
         )
 
     async def enqueue(
@@ -292,31 +307,18 @@ class App:
         task: str | Task,
         payload: Any = None,
         *,
-        id: str | None = None,
-        deadline: datetime | timedelta | str | None = None,
-        max_tries: int | None = None,
-        depends_on: Iterable[str | Task] = (),
-        load_dependency_results: bool = False,
         queue: QueueLike | None = None,
+        **options: Unpack[TaskOptions],
     ) -> Task:
         """Store a task and its work item on ``queue`` (default: the app's); returns the task.
 
-        ``task`` is a type (the other arguments describe the task) or a ready :class:`Task`.
-        ``payload`` is JSON-encoded (or given to ``encoder``); ``bytes`` are stored as they are.
-        ``deadline`` is an aware datetime, a timedelta from now or RFC 3339 text; ``depends_on``
-        lists tasks (or ids) that must complete first, whose results the handler gets in
-        ``task.dependency_results`` when ``load_dependency_results`` is set. ``queue`` is a
-        :class:`Queue` or a name, opened (created unless it exists) on first use.
+        ``task`` is a type (``payload`` and the keywords describe the task, see
+        :class:`TaskOptions`) or a ready :class:`Task`. ``payload`` is JSON-encoded (or given to
+        ``encoder``); ``bytes`` are stored as they are. ``queue`` is a :class:`Queue` or a name,
+        opened (created unless it exists) on first use. With ``unique_key``, the pending task
+        holding that key is returned instead when there is one.
         """
-        made = self._make_task(
-            task,
-            payload,
-            id=id,
-            deadline=deadline,
-            max_tries=max_tries,
-            depends_on=depends_on,
-            load_dependency_results=load_dependency_results,
-        )
+        made = self._make_task(task, payload, options)
         return await (await self.queue(queue)).enqueue(made)
 
     def enqueue_sync(
@@ -324,23 +326,11 @@ class App:
         task: str | Task,
         payload: Any = None,
         *,
-        id: str | None = None,
-        deadline: datetime | timedelta | str | None = None,
-        max_tries: int | None = None,
-        depends_on: Iterable[str | Task] = (),
-        load_dependency_results: bool = False,
         queue: QueueLike | None = None,
+        **options: Unpack[TaskOptions],
     ) -> Task:
         """:meth:`enqueue` for code without an event loop (any thread; the GIL is released)."""
-        made = self._make_task(
-            task,
-            payload,
-            id=id,
-            deadline=deadline,
-            max_tries=max_tries,
-            depends_on=depends_on,
-            load_dependency_results=load_dependency_results,
-        )
+        made = self._make_task(task, payload, options)
         return self.queue_sync(queue).enqueue_sync(made)
 
     def _make_tasks(self, tasks: Iterable[Task | tuple[str, Any]]) -> list[Task]:
@@ -350,17 +340,7 @@ class App:
                 made.append(task)
                 continue
             task_type, payload = task
-            made.append(
-                self._make_task(
-                    task_type,
-                    payload,
-                    id=None,
-                    deadline=None,
-                    max_tries=None,
-                    depends_on=(),
-                    load_dependency_results=False,
-                )
-            )
+            made.append(self._make_task(task_type, payload, {}))
         return made
 
     async def enqueue_many(
@@ -400,7 +380,7 @@ class App:
         *,
         timeout: timedelta | float | None = None,
         queue: QueueLike | None = None,
-        **options: Any,
+        **options: Unpack[TaskOptions],
     ) -> Task:
         """:meth:`enqueue` (with its keywords), then :meth:`wait_for` the task."""
         stored = await self.enqueue(task, payload, queue=queue, **options)

@@ -162,7 +162,11 @@ class Task:
         max_tries: int | None = None,
         depends_on: Sequence[str] | None = None,
         load_dependency_results: bool = False,
+        unique_key: str | None = None,
+        unique_for: timedelta | float | None = None,
     ) -> Self: ...
+    @property
+    def unique_key(self) -> str | None: ...
     @property
     def id(self) -> str: ...
     @property

@@ -16,6 +16,13 @@ use crate::task::Task;
 /// bound memory and the server's pending acknowledgements.
 const WINDOW: usize = 1024;
 
+/// How the document of one task of a batch was sent.
+enum Sending {
+    Sent(Task, PublishAckFuture),
+    Unique(Task),
+    Failed(crate::error::Error),
+}
+
 /// Where one task of a batch is.
 enum Step {
     /// Its document is stored; the item is next.
@@ -54,26 +61,34 @@ impl QueueHandle {
         let storage = self.storage();
         let mut sent = Vec::with_capacity(tasks.len());
         for task in tasks {
-            sent.push(match self.prepare(task) {
-                Ok(task) => storage
-                    .send_task(&task)
-                    .await
-                    .map(|pending| (task, pending)),
-                Err(e) => Err(e),
+            sent.push(if task.unique.is_some() {
+                // Its key is claimed between its two writes: the one-task path.
+                Sending::Unique(task)
+            } else {
+                match self.prepare(task) {
+                    Ok(task) => match storage.send_task(&task).await {
+                        Ok(pending) => Sending::Sent(task, pending),
+                        Err(e) => Sending::Failed(e),
+                    },
+                    Err(e) => Sending::Failed(e),
+                }
             });
         }
         let mut saved = Vec::with_capacity(sent.len());
         for sending in sent {
             saved.push(match sending {
-                Ok((mut task, pending)) => match storage.finish_save(&mut task, pending).await {
-                    Ok(()) => Step::Saved(task),
-                    // The id is stored already: a repeat of this task, or another's id.
-                    Err(e) if e.kind() == ErrorKind::TaskUpdateFailed => {
-                        Step::Done(self.store_and_publish(task, true).await)
+                Sending::Sent(mut task, pending) => {
+                    match storage.finish_save(&mut task, pending).await {
+                        Ok(()) => Step::Saved(task),
+                        // The id is stored already: a repeat of this task, or another's id.
+                        Err(e) if e.kind() == ErrorKind::TaskUpdateFailed => {
+                            Step::Done(self.store_and_publish(task, true).await)
+                        }
+                        Err(e) => Step::Done(Err(e)),
                     }
-                    Err(e) => Step::Done(Err(e)),
-                },
-                Err(e) => Step::Done(Err(e)),
+                }
+                Sending::Unique(task) => Step::Done(self.enqueue(task).await),
+                Sending::Failed(e) => Step::Done(Err(e)),
             });
         }
         let mut publishing = Vec::with_capacity(saved.len());

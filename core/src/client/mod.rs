@@ -9,6 +9,7 @@ mod batch;
 mod options;
 mod queue;
 mod results;
+mod unique;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) verifier: Option<TaskVerifier>,
     pub(crate) signatures_optional: bool,
     pub(crate) waiters: ResultWaiters,
+    /// The `JETJOBS_UNIQUE` bucket, opened on the first unique enqueue.
+    pub(crate) unique_keys: tokio::sync::OnceCell<Kv>,
 }
 
 impl Shared {

@@ -246,6 +246,7 @@ impl ClientOptions {
             verifier: self.verifier.clone(),
             signatures_optional: self.signatures_optional,
             waiters: ResultWaiters::new(storage.nats.clone()),
+            unique_keys: tokio::sync::OnceCell::new(),
         });
         let default_queue = QueueHandle::open(&storage, &shared, &wanted).await?;
         Ok(Client::new(storage, shared, default_queue, self.worker))

@@ -64,8 +64,11 @@ impl QueueHandle {
     /// stores one item. A different task with an id already stored fails with
     /// `TaskAlreadyExists`.
     pub async fn enqueue(&self, task: Task) -> Result<Task> {
-        let task = self.prepare(task)?;
-        self.store_and_publish(task, true).await
+        let mut task = self.prepare(task)?;
+        match task.unique.take() {
+            Some(unique) => self.enqueue_unique(task, unique).await,
+            None => self.store_and_publish(task, true).await,
+        }
     }
 
     /// Checks a task for enqueueing here: valid, in an enqueueable state, queue set, signed if
@@ -84,6 +87,10 @@ impl QueueHandle {
 
     pub(super) fn storage(&self) -> &Storage {
         &self.inner.storage
+    }
+
+    pub(super) fn shared(&self) -> &Shared {
+        &self.inner.shared
     }
 
     /// Loads a task, verifying its signature when a verification key is configured.

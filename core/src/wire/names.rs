@@ -57,3 +57,6 @@ pub(crate) mod ack {
         format!("-NAK {{\"delay\": {}}}", delay.as_nanos())
     }
 }
+
+/// KV bucket of unique-task keys (jetjobs only: asyncjobs has no unique tasks).
+pub const UNIQUE_BUCKET: &str = "JETJOBS_UNIQUE";
