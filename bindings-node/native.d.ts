@@ -30,6 +30,12 @@ export declare class Client {
    * it takes). Every waiter shares one subscription; none polls.
    */
   waitFor(id: string, timeoutMs?: number | undefined | null): Promise<Task>
+  /**
+   * Cancels the task and resolves to it as stored afterwards: a pending one is stored as
+   * `terminated` and never runs; a running one's handler is aborted wherever it runs and its
+   * task stored as `terminated` with the reason; a final one is returned as it is.
+   */
+  cancel(id: string, reason: string): Promise<Task>
   /** Enqueues a stored task again, in state `retry` with its tries reset. */
   retryTask(id: string): Promise<Task>
   /**

@@ -50,3 +50,34 @@ test('concurrent enqueues with one uniqueKey make exactly one task', async (t) =
   assert.equal((await (await app.queue()).info()).items, 1)
   await assert.rejects(app.enqueue('report', 1, { uniqueForMs: 5 }), (e) => e.code === 'ERR_INVALID_OPTION')
 })
+
+test('cancel: a pending task never runs; a running handler sees ctx.signal abort', async (t) => {
+  const app = new App({ servers: server.url, queue: queueName('CANCELS') })
+  t.after(() => app.close())
+  let started
+  const running = new Promise((resolve) => (started = resolve))
+  let aborted = false
+  app.task('wait', async (task, ctx) => {
+    ctx.signal.addEventListener('abort', () => (aborted = true))
+    started()
+    await new Promise(() => {})
+  })
+  const pending = await app.enqueue('never', 1)
+  const cancelled = await app.cancel(pending, 'no longer needed')
+  assert.equal(cancelled.state, 'terminated')
+  assert.equal(cancelled.lastErr, 'cancelled: no longer needed')
+
+  const ac = new AbortController()
+  const worker = app.run({ signal: ac.signal, handleSignals: false })
+  try {
+    const task = await app.enqueue('wait', 2)
+    await running
+    const stopped = await app.cancel(task.id, 'stop')
+    assert.equal(stopped.state, 'terminated')
+    assert.match(stopped.lastErr, /^cancelled: stop/)
+    assert.ok(aborted, "the handler's signal aborted")
+  } finally {
+    ac.abort()
+    await worker
+  }
+})

@@ -306,6 +306,18 @@ export class App {
     return new Task<P, R>(await call(async () => client.waitFor(id, options.timeoutMs)))
   }
 
+  /**
+   * Cancels the task (a `Task` or an id, of any queue) and resolves to it as stored afterwards. A
+   * pending task is stored as `terminated` (`lastErr` `cancelled: <reason>`) and never runs; a
+   * running one's handler sees `ctx.signal` abort in whichever worker process runs it, and the
+   * task is stored as `terminated` with the reason. A final task is returned as it is.
+   */
+  async cancel<P = unknown, R = unknown>(task: Task | string, reason = 'cancelled'): Promise<Task<P, R>> {
+    const client = await this.#connected()
+    const id = typeof task === 'string' ? task : task.id
+    return new Task<P, R>(await call(async () => client.cancel(id, reason)))
+  }
+
   /** `enqueue` (with its options), then `waitFor` the task. */
   async enqueueAndWait<P = unknown, R = unknown>(
     type: string,

@@ -244,6 +244,24 @@ impl Client {
         )
     }
 
+    /// Cancels the task and resolves to it as stored afterwards: a pending one is stored as
+    /// `terminated` and never runs; a running one's handler is aborted wherever it runs and its
+    /// task stored as `terminated` with the reason; a final one is returned as it is.
+    #[napi(ts_return_type = "Promise<Task>")]
+    pub fn cancel<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        reason: String,
+    ) -> napi::Result<PromiseRaw<'env, Task>> {
+        let client = self.client(env)?;
+        promise(
+            env,
+            async move { client.cancel(&id, &reason).await },
+            Task::from,
+        )
+    }
+
     /// Enqueues a stored task again, in state `retry` with its tries reset.
     #[napi(ts_return_type = "Promise<Task>")]
     pub fn retry_task<'env>(

@@ -264,6 +264,23 @@ impl PyClient {
         })
     }
 
+    /// Cancels the task and returns it as stored afterwards: a pending one is stored as
+    /// `terminated` and never runs; a running one's handler is cancelled wherever it runs and its
+    /// task stored as `terminated` with the reason; a final one is returned as it is.
+    #[pyo3(signature = (id, reason=None))]
+    fn cancel<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+        reason: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.live()?.clone();
+        let reason = reason.unwrap_or_else(|| "cancelled".into());
+        runtime::future_into_py(py, async move {
+            client.cancel(&id, &reason).await.py().map(PyTask::new)
+        })
+    }
+
     /// Enqueues a stored task again, in state `retry` with its tries reset.
     fn retry_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
         let client = self.live()?.clone();

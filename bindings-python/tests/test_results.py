@@ -55,3 +55,34 @@ async def test_unique_tasks_dedupe_concurrent_producers(make_app: MakeApp) -> No
     assert info.items == 1
     with pytest.raises(ValueError, match="unique_key"):
         await app.enqueue("report", 1, unique_for=5)
+
+
+async def test_cancel_a_pending_and_a_running_task(make_app: MakeApp) -> None:
+    app = make_app("CANCELS")
+    started = asyncio.Event()
+    saw_cancel: list[str] = []
+
+    @app.task("wait")
+    async def wait_forever(task: jetjobs.Task) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            saw_cancel.append(task.id)
+            raise
+
+    pending = await app.enqueue("never")
+    cancelled = await app.cancel(pending, "no longer needed")
+    assert (cancelled.state, cancelled.last_err) == ("terminated", "cancelled: no longer needed")
+
+    running_task = await app.enqueue("wait")
+    async with running(app):
+        await asyncio.wait_for(started.wait(), 20)
+        stopped = await app.cancel(running_task.id, "stop")
+        assert stopped.state == "terminated"
+        assert stopped.last_err.startswith("cancelled: stop")
+        for _ in range(200):  # the handler's cancellation is delivered on the loop
+            if saw_cancel:
+                break
+            await asyncio.sleep(0.01)
+    assert saw_cancel == [running_task.id]

@@ -386,6 +386,17 @@ class App:
         stored = await self.enqueue(task, payload, queue=queue, **options)
         return await self.wait_for(stored, timeout=timeout)
 
+    async def cancel(self, task: Task | str, reason: str = "cancelled") -> Task:
+        """Cancel ``task`` (a :class:`Task` or an id, of any queue); returns it as stored after.
+
+        A pending task is stored as ``terminated`` (``last_err`` ``cancelled: <reason>``) and
+        never runs. A running one's handler is cancelled in whichever worker process runs it (an
+        ``async`` handler gets ``asyncio.CancelledError``) and the task is stored as
+        ``terminated`` with the reason. A final task is returned as it is.
+        """
+        task_id = task.id if isinstance(task, Task) else task
+        return await (await self.client()).cancel(task_id, reason)
+
     async def load_task(self, id: str) -> Task:
         """Load a task by id (verifying its signature when a verification key is set)."""
         return await (await self.client()).load_task(id)

@@ -6,6 +6,7 @@
 
 mod admin;
 mod batch;
+mod cancel;
 mod options;
 mod queue;
 mod results;
@@ -64,6 +65,18 @@ impl Shared {
         id: &str,
         timeout: Duration,
     ) -> Result<Task> {
+        self.wait_final(storage, id, timeout)
+            .await
+            .and_then(results::settle)
+    }
+
+    /// Waits until task `id` is final and returns it, whatever its final state.
+    pub(crate) async fn wait_final(
+        &self,
+        storage: &Storage,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Task> {
         // `Duration::MAX` (or anything past the clock's range) waits for as long as it takes.
         let deadline = tokio::time::Instant::now().checked_add(timeout);
         let registration = self.waiters.register(id).await?;
@@ -71,7 +84,7 @@ impl Shared {
             let task = storage.load_task(id).await?;
             self.verify(&task)?;
             if task.state.is_final() {
-                return results::settle(task);
+                return Ok(task);
             }
             let out_of_time = async {
                 match deadline {
@@ -185,6 +198,13 @@ impl Client {
         self.inner
             .shared
             .wait_for(&self.inner.storage, id, timeout)
+            .await
+    }
+
+    pub(crate) async fn wait_final(&self, id: &str, timeout: Duration) -> Result<Task> {
+        self.inner
+            .shared
+            .wait_final(&self.inner.storage, id, timeout)
             .await
     }
 

@@ -138,6 +138,23 @@ impl Storage {
         }
     }
 
+    /// Removes the waiting item of `task_id`, if there is one, so that no worker (a Go one
+    /// included) takes it.
+    pub(crate) async fn remove_item(&self, queue: &str, task_id: &str) -> Result<()> {
+        let stream = self.existing_queue_stream(queue).await?;
+        let subject = crate::wire::names::item_subject(queue, task_id);
+        let message = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => message,
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => return Ok(()),
+            Err(e) => return Err(Error::storage("looking up a work item", e)),
+        };
+        stream
+            .delete_message(message.sequence)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::storage("removing a work item", e))
+    }
+
     /// Names of every queue (streams named `CHORIA_AJ_Q_*`).
     pub(crate) async fn queue_names(&self) -> Result<Vec<String>> {
         self.ensure_open()?;

@@ -60,3 +60,11 @@ pub(crate) mod ack {
 
 /// KV bucket of unique-task keys (jetjobs only: asyncjobs has no unique tasks).
 pub const UNIQUE_BUCKET: &str = "JETJOBS_UNIQUE";
+
+/// Where cancellation requests for running tasks go (jetjobs only), one subject per task.
+pub(crate) const CANCEL_SUBJECT_WILDCARD: &str = "JETJOBS.cancel.*";
+
+/// The subject a cancellation request for task `id` is sent to.
+pub(crate) fn cancel_subject(id: &str) -> String {
+    format!("JETJOBS.cancel.{id}")
+}

@@ -4,6 +4,7 @@
 //! ([`decide`]), the admission step ([`admission`]), the handler and the final save.
 
 pub(crate) mod admission;
+pub(crate) mod cancel;
 mod decide;
 mod delivery;
 pub(crate) mod options;
@@ -99,6 +100,13 @@ impl Worker {
         let options = Arc::new(self.options);
         // Stops every queue's loop when one fails, without cancelling the caller's token.
         let stop = shutdown.child_token();
+        let cancels = Arc::new(cancel::Cancels::default());
+        let listening = stop.child_token();
+        let _stop_listening = listening.clone().drop_guard();
+        cancels
+            .clone()
+            .listen(self.client.storage().nats.clone(), listening)
+            .await?;
         let mut loops = JoinSet::new();
         for (queue, mux) in self.queues {
             let local = queue.settings().max_concurrent.max(1) as usize;
@@ -114,6 +122,7 @@ impl Worker {
                 mux,
                 options: options.clone(),
                 slots,
+                cancels: cancels.clone(),
             };
             loops.spawn(consumer.run(stop.clone(), hard_stop.child_token()));
         }

@@ -112,8 +112,14 @@ impl QueueConsumer {
         };
         if let Err(e) = saved {
             if e.kind() == ErrorKind::TaskUpdateFailed {
-                // Another worker saved first: it owns this try and will settle the item.
-                tracing::debug!(task = %task.id, error = %e, "task taken by another worker");
+                // Someone saved first: another worker, which owns this try and settles the item,
+                // or a cancellation that made the task final, which settles it here.
+                tracing::debug!(task = %task.id, error = %e, "task changed before it started");
+                if let Ok(current) = self.storage.load_task(&task.id).await
+                    && current.state.is_final()
+                {
+                    delivery.ack().await;
+                }
             } else {
                 tracing::warn!(task = %task.id, error = %e, "marking task active failed; retrying later");
                 delivery.nak(BLOCKED_NAK_DELAY).await;
@@ -249,6 +255,7 @@ impl QueueConsumer {
                 ack_subject,
             });
         let ctx = TaskContext::new(delivery.received, self.queue.max_run_time, progress);
+        let running_here = self.cancels.register(&task.id);
         let handler = self.mux.handler_for(&task.task_type);
         let call =
             std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx.clone(), task.clone())));
@@ -271,6 +278,11 @@ impl QueueConsumer {
                 _ = hard_stop.cancelled() => {
                     ctx.cancel();
                     return Outcome::Released;
+                }
+                _ = running_here.cancel.cancelled() => {
+                    ctx.cancel();
+                    let reason = running_here.cancel.reason();
+                    return Outcome::Done(Err(HandlerError::terminate(format!("cancelled: {reason}"))));
                 }
             }
         }

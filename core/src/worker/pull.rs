@@ -36,6 +36,7 @@ pub(crate) struct QueueConsumer {
     pub(crate) mux: Mux,
     pub(crate) options: Arc<WorkerOptions>,
     pub(crate) slots: Slots,
+    pub(crate) cancels: Arc<crate::worker::cancel::Cancels>,
 }
 
 impl QueueConsumer {
