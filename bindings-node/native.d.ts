@@ -212,6 +212,16 @@ export declare class QueueHandle {
   enqueueMany(specs: Array<TaskSpec>): Promise<Array<EnqueueOutcome>>
   /** Enqueues the task, then waits until it is final, as `Client.waitFor`. */
   enqueueAndWait(spec: TaskSpec, timeoutMs?: number | undefined | null): Promise<Task>
+  /**
+   * Enqueues the tasks as a chain: each after the previous one completed, with its result in
+   * `dependencyResults`. Resolves to the stored tasks; rejects with the first error.
+   */
+  enqueueChain(specs: Array<TaskSpec>): Promise<Array<Task>>
+  /**
+   * Enqueues `group` to run in parallel and `callback` after all of them completed, with
+   * their results in `dependencyResults`.
+   */
+  enqueueChord(group: Array<TaskSpec>, callback: TaskSpec): Promise<Chord>
   /** Loads a task, verifying its signature when a verification key is configured. */
   loadTask(id: string): Promise<Task>
   /** Enqueues a stored task again on this queue, in state `retry` with its tries reset. */
@@ -392,6 +402,14 @@ export declare class WorkerOptions {
   signaturesOptional(): void
   /** The configured concurrency. */
   get concurrencyLimit(): number
+}
+
+/** A chord as stored: its group and its callback. */
+export interface Chord {
+  /** The tasks that run in parallel. */
+  group: Array<Task>
+  /** The task that runs after all of them completed. */
+  callback: Task
 }
 
 /** How many connections `ClientOptions.connect` opened in this process so far. */

@@ -295,6 +295,33 @@ export class App {
   }
 
   /**
+   * Enqueues the tasks as a chain: each runs after the previous one completed and gets its result
+   * in `task.dependencyResults`. Resolves to the stored tasks; rejects with the first error (the
+   * steps before it are enqueued). A failed step makes the ones after it `unreachable`.
+   */
+  async enqueueChain(tasks: Iterable<TaskInput>, options: { queue?: Queue | string } = {}): Promise<Task[]> {
+    const handle = await this.queue(options.queue ?? this.#defaultQueue)
+    const specs = [...tasks].map(({ type, payload, ...rest }) => taskSpec(type, payload, rest))
+    return (await call(async () => handle[kNative].enqueueChain(specs))).map((t) => new Task(t))
+  }
+
+  /**
+   * Enqueues `group` to run in parallel and `callback` to run after all of them completed, with
+   * their results in `task.dependencyResults`. A failed member makes the callback `unreachable`.
+   */
+  async enqueueChord(
+    group: Iterable<TaskInput>,
+    callback: TaskInput,
+    options: { queue?: Queue | string } = {},
+  ): Promise<{ group: Task[]; callback: Task }> {
+    const handle = await this.queue(options.queue ?? this.#defaultQueue)
+    const specs = [...group].map(({ type, payload, ...rest }) => taskSpec(type, payload, rest))
+    const { type, payload, ...rest } = callback
+    const chord = await call(async () => handle[kNative].enqueueChord(specs, taskSpec(type, payload, rest)))
+    return { group: chord.group.map((t) => new Task(t)), callback: new Task(chord.callback) }
+  }
+
+  /**
    * Waits until the task (a `Task` or an id, of any queue) is final. Resolves to the task when it
    * completed (its result in `task.result`); rejects with `TaskFailedError` (with its state and
    * last error) when it expired, was terminated or is unreachable, and with `TimeoutError` after

@@ -104,6 +104,47 @@ impl QueueHandle {
         )
     }
 
+    /// Enqueues the tasks as a chain: each after the previous one completed, with its result in
+    /// `dependencyResults`. Resolves to the stored tasks; rejects with the first error.
+    #[napi(ts_return_type = "Promise<Array<Task>>")]
+    pub fn enqueue_chain<'env>(
+        &self,
+        env: &'env Env,
+        specs: Vec<TaskSpec>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<Task>>> {
+        let queue = self.inner.clone();
+        let tasks: Vec<jetjobs::Task> =
+            check(env, specs.into_iter().map(TaskSpec::into_task).collect())?;
+        promise(
+            env,
+            async move { queue.enqueue_chain(tasks).await },
+            |stored| stored.into_iter().map(Task::from).collect(),
+        )
+    }
+
+    /// Enqueues `group` to run in parallel and `callback` after all of them completed, with
+    /// their results in `dependencyResults`.
+    #[napi(ts_return_type = "Promise<Chord>")]
+    pub fn enqueue_chord<'env>(
+        &self,
+        env: &'env Env,
+        group: Vec<TaskSpec>,
+        callback: TaskSpec,
+    ) -> napi::Result<PromiseRaw<'env, Chord>> {
+        let queue = self.inner.clone();
+        let group: Vec<jetjobs::Task> =
+            check(env, group.into_iter().map(TaskSpec::into_task).collect())?;
+        let callback = check(env, callback.into_task())?;
+        promise(
+            env,
+            async move { queue.enqueue_chord(group, callback).await },
+            |(group, callback)| Chord {
+                group: group.into_iter().map(Task::from).collect(),
+                callback: Task::from(callback),
+            },
+        )
+    }
+
     /// Loads a task, verifying its signature when a verification key is configured.
     #[napi(ts_return_type = "Promise<Task>")]
     pub fn load_task<'env>(
@@ -167,4 +208,13 @@ impl From<jetjobs::Result<jetjobs::Task>> for EnqueueOutcome {
             },
         }
     }
+}
+
+/// A chord as stored: its group and its callback.
+#[napi(object, object_from_js = false)]
+pub struct Chord {
+    /// The tasks that run in parallel.
+    pub group: Vec<Task>,
+    /// The task that runs after all of them completed.
+    pub callback: Task,
 }

@@ -109,6 +109,41 @@ impl PyQueueHandle {
         })
     }
 
+    /// Enqueues the tasks as a chain: each after the previous one completed, with its result in
+    /// `dependency_results`. Returns the stored tasks; raises the first error.
+    fn enqueue_chain<'py>(
+        &self,
+        py: Python<'py>,
+        tasks: Vec<PyRef<'py, PyTask>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.live()?.clone();
+        let tasks: Vec<jetjobs::Task> = tasks.iter().map(|t| t.inner.clone()).collect();
+        runtime::future_into_py(py, async move {
+            let stored = queue.enqueue_chain(tasks).await.py()?;
+            Ok(stored.into_iter().map(PyTask::new).collect::<Vec<_>>())
+        })
+    }
+
+    /// Enqueues `group` to run in parallel and `callback` after all of them completed, with
+    /// their results in `dependency_results`. Returns `(group, callback)` as stored.
+    fn enqueue_chord<'py>(
+        &self,
+        py: Python<'py>,
+        group: Vec<PyRef<'py, PyTask>>,
+        callback: &PyTask,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.live()?.clone();
+        let group: Vec<jetjobs::Task> = group.iter().map(|t| t.inner.clone()).collect();
+        let callback = callback.inner.clone();
+        runtime::future_into_py(py, async move {
+            let (group, callback) = queue.enqueue_chord(group, callback).await.py()?;
+            Ok((
+                group.into_iter().map(PyTask::new).collect::<Vec<_>>(),
+                PyTask::new(callback),
+            ))
+        })
+    }
+
     /// Loads a task by id (verifying its signature when a verification key is set).
     fn load_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
         let queue = self.live()?.clone();

@@ -361,6 +361,35 @@ class App:
         """:meth:`enqueue_many` for code without an event loop."""
         return self.queue_sync(queue).enqueue_many_sync(self._make_tasks(tasks))
 
+    async def enqueue_chain(
+        self, tasks: Iterable[Task | tuple[str, Any]], *, queue: QueueLike | None = None
+    ) -> list[Task]:
+        """Enqueue ``tasks`` as a chain, each step after the previous one completed.
+
+        Each step gets the previous result in ``task.dependency_results``. Items are
+        :class:`Task` objects or ``(type, payload)`` pairs. Returns the stored tasks; raises the
+        first error (the steps before it are enqueued). A failed step makes the ones after it
+        ``unreachable``.
+        """
+        return await (await self.queue(queue)).enqueue_chain(self._make_tasks(tasks))
+
+    async def enqueue_chord(
+        self,
+        group: Iterable[Task | tuple[str, Any]],
+        callback: Task | tuple[str, Any],
+        *,
+        queue: QueueLike | None = None,
+    ) -> tuple[list[Task], Task]:
+        """Enqueue ``group`` to run in parallel, then ``callback`` with all their results.
+
+        The callback runs after every member completed, with their results in
+        ``task.dependency_results``. Returns ``(group, callback)`` as stored. A failed member
+        makes the callback ``unreachable``.
+        """
+        (made_callback,) = self._make_tasks([callback])
+        handle = await self.queue(queue)
+        return await handle.enqueue_chord(self._make_tasks(group), made_callback)
+
     async def wait_for(self, task: Task | str, *, timeout: timedelta | float | None = None) -> Task:
         """Wait until ``task`` (a :class:`Task` or an id, of any queue) is final.
 

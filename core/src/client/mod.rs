@@ -11,6 +11,7 @@ mod options;
 mod queue;
 mod results;
 mod unique;
+mod workflow;
 
 use std::sync::Arc;
 use std::time::Duration;
