@@ -70,7 +70,7 @@ async fn chains_and_chords_pass_results_on_and_failures_make_dependants_unreacha
         .enqueue_chain((1..=5).map(|n| Task::new("add", &n).expect("task")))
         .await
         .expect("chain");
-    let done = wait_final(&client, &[chain[4].id.clone()], WAIT).await;
+    let done = wait_final(&client, std::slice::from_ref(&chain[4].id), WAIT).await;
     assert_eq!(result(&done[0]), Some(json!(15)), "1 + 2 + 3 + 4 + 5");
 
     let (group, callback) = queue
@@ -81,7 +81,7 @@ async fn chains_and_chords_pass_results_on_and_failures_make_dependants_unreacha
         .await
         .expect("chord");
     assert_eq!(group.len(), 100);
-    let done = wait_final(&client, &[callback.id.clone()], WAIT).await;
+    let done = wait_final(&client, std::slice::from_ref(&callback.id), WAIT).await;
     assert_eq!(result(&done[0]), Some(json!(5050)));
 
     let broken = queue
