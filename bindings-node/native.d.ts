@@ -36,6 +36,11 @@ export declare class Client {
    * task stored as `terminated` with the reason; a final one is returned as it is.
    */
   cancel(id: string, reason: string): Promise<Task>
+  /**
+   * Enqueues dead letters again, each on its own queue (state `retry`, tries reset); one
+   * outcome per id, in order.
+   */
+  replay(ids: Array<string>): Promise<Array<EnqueueOutcome>>
   /** Enqueues a stored task again, in state `retry` with its tries reset. */
   retryTask(id: string): Promise<Task>
   /**
@@ -256,6 +261,10 @@ export declare class StorageAdmin {
   deleteQueue(name: string): Promise<void>
   /** Up to `limit` tasks. */
   tasks(limit: number): Promise<Array<Task>>
+  /** Terminated, expired and unreachable tasks matching every filter given. */
+  deadLetters(filter: DeadLetterFilter): Promise<Array<Task>>
+  /** Deletes the dead letters matching every filter given; resolves to how many. */
+  purgeDeadLetters(filter: DeadLetterFilter): Promise<number>
   tasksInfo(): Promise<TasksInfo>
   /** Deletes a task document (its work item, if any, is terminated when delivered). */
   deleteTask(id: string): Promise<void>
@@ -427,6 +436,20 @@ export interface Constants {
   taskStateEventType: string
   leaderElectedEventType: string
   eventsSubjectWildcard: string
+}
+
+/** Which dead letters to list or purge; every filter given must match. */
+export interface DeadLetterFilter {
+  queue?: string
+  taskType?: string
+  /** Text the task's last error contains. */
+  errorContains?: string
+  /** Only tasks that ended at least this long ago. */
+  olderThanMs?: number
+  /** Only these states (`terminated`, `expired`, `unreachable`). */
+  states?: Array<string>
+  /** Stored tasks scanned (default 1000). */
+  limit?: number
 }
 
 /** One task's outcome in `enqueueMany`: the stored task, or why it was not stored. */

@@ -42,6 +42,16 @@ export class StorageAdmin {
     const admin = await this.#admin()
     return (await call(async () => admin.tasks(limit))).map((t) => new Task(t))
   }
+  /** Terminated, expired and unreachable tasks matching every filter given. */
+  async deadLetters(filter: native.DeadLetterFilter = {}): Promise<Task[]> {
+    const admin = await this.#admin()
+    return (await call(async () => admin.deadLetters(filter))).map((t) => new Task(t))
+  }
+  /** Deletes the dead letters matching every filter given; resolves to how many. */
+  async purgeDeadLetters(filter: native.DeadLetterFilter = {}): Promise<number> {
+    const admin = await this.#admin()
+    return call(async () => admin.purgeDeadLetters(filter))
+  }
   async tasksInfo(): Promise<TasksInfo> {
     const admin = await this.#admin()
     return call(async () => admin.tasksInfo())

@@ -18,7 +18,7 @@ import { abandon, compose, dispatch, ignore, Slots, type Call, type Handler, typ
 import { kNative } from './internal.js'
 import { Kv, KvBucket, type KvWatch } from './kv.js'
 import { Queue, type QueueSettings } from './queue.js'
-import { enqueueMany, QueueHandle, taskSpec, type EnqueueOptions, type TaskInput, type WaitOptions } from './queueHandle.js'
+import { enqueueMany, QueueHandle, settled, taskSpec, type EnqueueOptions, type TaskInput, type WaitOptions } from './queueHandle.js'
 import { RetryPolicy, type RetryPolicyName } from './retry.js'
 import { TaskSigner, TaskVerifier } from './signing.js'
 import { Task } from './task.js'
@@ -343,6 +343,27 @@ export class App {
     const client = await this.#connected()
     const id = typeof task === 'string' ? task : task.id
     return new Task<P, R>(await call(async () => client.cancel(id, reason)))
+  }
+
+  /**
+   * Enqueues dead letters (`app.admin.deadLetters(...)`) again, each on its own queue (state
+   * `retry`, tries reset). Resolves to one outcome per task, in order, shaped as
+   * `Promise.allSettled`'s; `onProgress(done, total)` is called after each `batch` (default 100).
+   */
+  async replay(
+    tasks: Iterable<Task | string>,
+    options: { onProgress?: (done: number, total: number) => void; batch?: number } = {},
+  ): Promise<Array<PromiseSettledResult<Task>>> {
+    const client = await this.#connected()
+    const ids = [...tasks].map((t) => (typeof t === 'string' ? t : t.id))
+    const batch = Math.max(1, options.batch ?? 100)
+    const out: Array<PromiseSettledResult<Task>> = []
+    for (let start = 0; start < ids.length; start += batch) {
+      const outcomes = await call(async () => client.replay(ids.slice(start, start + batch)))
+      for (const outcome of outcomes) out.push(settled(outcome))
+      options.onProgress?.(out.length, ids.length)
+    }
+    return out
   }
 
   /** `enqueue` (with its options), then `waitFor` the task. */

@@ -155,9 +155,13 @@ export async function enqueueMany<P>(
   let next = 0
   return early.map((rejected): PromiseSettledResult<Task<P>> => {
     if (rejected !== undefined) return rejected
-    const outcome = outcomes[next++]
-    if (outcome?.task != null) return { status: 'fulfilled', value: new Task<P>(outcome.task) }
-    const reason = outcome?.code != null ? errorFor(outcome.code, outcome.message ?? '') : new Error('no outcome')
-    return { status: 'rejected', reason }
+    return settled<P>(outcomes[next++])
   })
+}
+
+/** @internal An outcome the addon reports as data, as `Promise.allSettled` would give it. */
+export function settled<P = unknown>(outcome: native.EnqueueOutcome | undefined): PromiseSettledResult<Task<P>> {
+  if (outcome?.task != null) return { status: 'fulfilled', value: new Task<P>(outcome.task) }
+  const reason = outcome?.code != null ? errorFor(outcome.code, outcome.message ?? '') : new Error('no outcome')
+  return { status: 'rejected', reason }
 }

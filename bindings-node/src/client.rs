@@ -12,7 +12,7 @@ use crate::error::{check, duration_ms, positive_count, promise};
 use crate::events::EventStream;
 use crate::kv::{Kv, KvBucketOptions};
 use crate::queue::{QueueInfo, QueueOptions, QueueSettings, TasksInfo};
-use crate::queue_handle::QueueHandle;
+use crate::queue_handle::{EnqueueOutcome, QueueHandle};
 use crate::retry::RetryPolicy;
 use crate::signing::{TaskSigner, TaskVerifier};
 use crate::task::{Task, TaskSpec};
@@ -262,6 +262,22 @@ impl Client {
         )
     }
 
+    /// Enqueues dead letters again, each on its own queue (state `retry`, tries reset); one
+    /// outcome per id, in order.
+    #[napi(ts_return_type = "Promise<Array<EnqueueOutcome>>")]
+    pub fn replay<'env>(
+        &self,
+        env: &'env Env,
+        ids: Vec<String>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<EnqueueOutcome>>> {
+        let client = self.client(env)?;
+        promise(
+            env,
+            async move { Ok(client.replay(&ids, |_, _, _| {}).await) },
+            |results| results.into_iter().map(EnqueueOutcome::from).collect(),
+        )
+    }
+
     /// Enqueues a stored task again, in state `retry` with its tries reset.
     #[napi(ts_return_type = "Promise<Task>")]
     pub fn retry_task<'env>(
@@ -423,6 +439,38 @@ impl StorageAdmin {
         )
     }
 
+    /// Terminated, expired and unreachable tasks matching every filter given.
+    #[napi(ts_return_type = "Promise<Array<Task>>")]
+    pub fn dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        filter: DeadLetterFilter,
+    ) -> napi::Result<PromiseRaw<'env, Vec<Task>>> {
+        let admin = self.inner.clone();
+        let (filter, limit) = check(env, filter.into_core())?;
+        promise(
+            env,
+            async move { admin.dead_letters(&filter, limit).await },
+            |tasks| tasks.into_iter().map(Task::from).collect(),
+        )
+    }
+
+    /// Deletes the dead letters matching every filter given; resolves to how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn purge_dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        filter: DeadLetterFilter,
+    ) -> napi::Result<PromiseRaw<'env, u32>> {
+        let admin = self.inner.clone();
+        let (filter, limit) = check(env, filter.into_core())?;
+        promise(
+            env,
+            async move { admin.purge_dead_letters(&filter, limit).await },
+            |n| u32::try_from(n).unwrap_or(u32::MAX),
+        )
+    }
+
     #[napi(ts_return_type = "Promise<TasksInfo>")]
     pub fn tasks_info<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, TasksInfo>> {
         let admin = self.inner.clone();
@@ -450,4 +498,45 @@ pub(crate) fn wait_timeout(timeout_ms: Option<f64>) -> jetjobs::Result<std::time
     timeout_ms.map_or(Ok(std::time::Duration::MAX), |ms| {
         duration_ms("timeoutMs", ms)
     })
+}
+
+/// Which dead letters to list or purge; every filter given must match.
+#[napi(object, object_to_js = false)]
+pub struct DeadLetterFilter {
+    pub queue: Option<String>,
+    pub task_type: Option<String>,
+    /// Text the task's last error contains.
+    pub error_contains: Option<String>,
+    /// Only tasks that ended at least this long ago.
+    pub older_than_ms: Option<f64>,
+    /// Only these states (`terminated`, `expired`, `unreachable`).
+    pub states: Option<Vec<String>>,
+    /// Stored tasks scanned (default 1000).
+    pub limit: Option<u32>,
+}
+
+impl DeadLetterFilter {
+    fn into_core(self) -> jetjobs::Result<(jetjobs::DeadLetters, usize)> {
+        let mut filter = jetjobs::DeadLetters::new();
+        if let Some(queue) = self.queue {
+            filter = filter.queue(queue);
+        }
+        if let Some(task_type) = self.task_type {
+            filter = filter.task_type(task_type);
+        }
+        if let Some(text) = self.error_contains {
+            filter = filter.error_contains(text);
+        }
+        if let Some(ms) = self.older_than_ms {
+            filter = filter.older_than(duration_ms("olderThanMs", ms)?);
+        }
+        if let Some(states) = self.states {
+            let states = states
+                .iter()
+                .map(|s| s.parse::<jetjobs::TaskState>())
+                .collect::<jetjobs::Result<Vec<_>>>()?;
+            filter = filter.states(states);
+        }
+        Ok((filter, self.limit.unwrap_or(1000) as usize))
+    }
 }

@@ -281,6 +281,15 @@ impl PyClient {
         })
     }
 
+    /// Enqueues dead letters again, each on its own queue (state `retry`, tries reset); one entry
+    /// per id, in order: the task, or the exception its replay failed with.
+    fn replay<'py>(&self, py: Python<'py>, ids: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.live()?.clone();
+        runtime::future_into_py(py, async move {
+            crate::queue_handle::results_to_py(client.replay(&ids, |_, _, _| {}).await)
+        })
+    }
+
     /// Enqueues a stored task again, in state `retry` with its tries reset.
     fn retry_task<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
         let client = self.live()?.clone();
@@ -399,6 +408,51 @@ impl PyStorageAdmin {
                 .await
                 .py()
                 .map(|tasks| tasks.into_iter().map(PyTask::new).collect::<Vec<_>>())
+        })
+    }
+
+    /// Terminated, expired and unreachable tasks matching every filter given, scanning up to
+    /// `limit` stored tasks.
+    #[pyo3(signature = (*, queue=None, task_type=None, error_contains=None, older_than=None, states=None, limit=1000))]
+    #[allow(clippy::too_many_arguments)]
+    fn dead_letters<'py>(
+        &self,
+        py: Python<'py>,
+        queue: Option<String>,
+        task_type: Option<String>,
+        error_contains: Option<String>,
+        older_than: Option<&Bound<'py, PyAny>>,
+        states: Option<Vec<String>>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let admin = self.live()?.clone();
+        let filter = dead_letters(queue, task_type, error_contains, older_than, states)?;
+        runtime::future_into_py(py, async move {
+            admin
+                .dead_letters(&filter, limit)
+                .await
+                .py()
+                .map(|tasks| tasks.into_iter().map(PyTask::new).collect::<Vec<_>>())
+        })
+    }
+
+    /// Deletes the dead letters matching every filter given; returns how many.
+    #[pyo3(signature = (*, queue=None, task_type=None, error_contains=None, older_than=None, states=None, limit=1000))]
+    #[allow(clippy::too_many_arguments)]
+    fn purge_dead_letters<'py>(
+        &self,
+        py: Python<'py>,
+        queue: Option<String>,
+        task_type: Option<String>,
+        error_contains: Option<String>,
+        older_than: Option<&Bound<'py, PyAny>>,
+        states: Option<Vec<String>>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let admin = self.live()?.clone();
+        let filter = dead_letters(queue, task_type, error_contains, older_than, states)?;
+        runtime::future_into_py(py, async move {
+            admin.purge_dead_letters(&filter, limit).await.py()
         })
     }
 
@@ -546,4 +600,36 @@ impl PyCancellationToken {
 /// How long a wait may take: a `timedelta` or seconds; `None` for as long as it takes.
 pub(crate) fn wait_timeout(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<std::time::Duration> {
     timeout.map_or(Ok(std::time::Duration::MAX), convert::duration)
+}
+
+/// The core's dead-letter filter from keyword arguments.
+fn dead_letters(
+    queue: Option<String>,
+    task_type: Option<String>,
+    error_contains: Option<String>,
+    older_than: Option<&Bound<'_, PyAny>>,
+    states: Option<Vec<String>>,
+) -> PyResult<jetjobs::DeadLetters> {
+    let mut filter = jetjobs::DeadLetters::new();
+    if let Some(queue) = queue {
+        filter = filter.queue(queue);
+    }
+    if let Some(task_type) = task_type {
+        filter = filter.task_type(task_type);
+    }
+    if let Some(text) = error_contains {
+        filter = filter.error_contains(text);
+    }
+    if let Some(age) = older_than {
+        filter = filter.older_than(convert::duration(age)?);
+    }
+    if let Some(states) = states {
+        let states = states
+            .iter()
+            .map(|s| s.parse::<jetjobs::TaskState>())
+            .collect::<jetjobs::Result<Vec<_>>>()
+            .py()?;
+        filter = filter.states(states);
+    }
+    Ok(filter)
 }

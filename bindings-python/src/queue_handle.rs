@@ -180,7 +180,9 @@ impl PyQueueHandle {
 }
 
 /// Stored tasks and the exceptions of those that failed, in order.
-fn results_to_py(results: Vec<jetjobs::Result<jetjobs::Task>>) -> PyResult<Vec<Py<PyAny>>> {
+pub(crate) fn results_to_py(
+    results: Vec<jetjobs::Result<jetjobs::Task>>,
+) -> PyResult<Vec<Py<PyAny>>> {
     Python::attach(|py| {
         results
             .into_iter()

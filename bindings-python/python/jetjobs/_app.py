@@ -48,6 +48,17 @@ _PathLike = Union[str, "os.PathLike[str]"]
 _Duration = Union[timedelta, float]
 
 
+class DeadLetterFilters(TypedDict, total=False):
+    """Which dead letters :meth:`App.dead_letters` lists; every filter given must match."""
+
+    queue: str | None
+    task_type: str | None
+    error_contains: str | None
+    older_than: timedelta | float | None
+    states: Sequence[str] | None
+    limit: int
+
+
 class TaskOptions(TypedDict, total=False):
     """What :meth:`App.enqueue` takes besides the type and payload: :class:`Task`'s keywords.
 
@@ -425,6 +436,40 @@ class App:
         """
         task_id = task.id if isinstance(task, Task) else task
         return await (await self.client()).cancel(task_id, reason)
+
+    async def dead_letters(self, **filters: Unpack[DeadLetterFilters]) -> list[Task]:
+        """Terminated, expired and unreachable tasks matching every filter given.
+
+        Filters: ``queue``, ``task_type``, ``error_contains`` (text in ``last_err``),
+        ``older_than`` (a ``timedelta`` or seconds since the task ended), ``states`` and ``limit``
+        (stored tasks scanned, 1000 by default).
+        """
+        return await (await self.admin()).dead_letters(**filters)
+
+    async def purge_dead_letters(self, **filters: Unpack[DeadLetterFilters]) -> int:
+        """Delete the dead letters matching every filter given (see :meth:`dead_letters`)."""
+        return await (await self.admin()).purge_dead_letters(**filters)
+
+    async def replay(
+        self,
+        tasks: Iterable[Task | str],
+        *,
+        progress: Callable[[int, int], Any] | None = None,
+        batch: int = 100,
+    ) -> list[Task | JetJobsError]:
+        """Enqueue dead letters again, each on its own queue (state ``retry``, tries reset).
+
+        Returns one entry per task, in order: the task, or the exception its replay failed
+        with. ``progress(done, total)`` is called (on this event loop) after each ``batch``.
+        """
+        ids = [t.id if isinstance(t, Task) else t for t in tasks]
+        client = await self.client()
+        out: list[Task | JetJobsError] = []
+        for start in range(0, len(ids), max(batch, 1)):
+            out.extend(await client.replay(ids[start : start + max(batch, 1)]))
+            if progress is not None:
+                progress(len(out), len(ids))
+        return out
 
     async def load_task(self, id: str) -> Task:
         """Load a task by id (verifying its signature when a verification key is set)."""

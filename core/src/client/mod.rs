@@ -7,6 +7,7 @@
 mod admin;
 mod batch;
 mod cancel;
+mod dead_letters;
 mod options;
 mod queue;
 mod results;
@@ -33,6 +34,7 @@ use crate::worker::options::WorkerOptions;
 use results::ResultWaiters;
 
 pub use admin::StorageAdmin;
+pub use dead_letters::DeadLetters;
 pub use options::ClientOptions;
 pub use queue::QueueHandle;
 
