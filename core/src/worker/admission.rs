@@ -95,12 +95,3 @@ impl<F: FnOnce()> Drop for OnDrop<F> {
         }
     }
 }
-
-/// Admits every task at once; the default.
-pub(crate) struct AdmitAll;
-
-impl Admission for AdmitAll {
-    fn admit<'a>(&'a self, _task: &'a Task) -> BoxFuture<'a, Result<Admit>> {
-        Box::pin(async { Ok(Admit::Granted(Permit::unit())) })
-    }
-}

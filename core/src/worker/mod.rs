@@ -110,10 +110,11 @@ impl Worker {
         let mut loops = JoinSet::new();
         for (queue, mux) in self.queues {
             let local = queue.settings().max_concurrent.max(1) as usize;
+            let size = local.min(options.concurrency);
             let slots = Slots {
                 budget: budget.clone(),
-                queue: Arc::new(Semaphore::new(local.min(options.concurrency))),
-                size: local.min(options.concurrency),
+                queue: (local < options.concurrency).then(|| Arc::new(Semaphore::new(local))),
+                size,
             };
             let consumer = pull::QueueConsumer {
                 storage: self.client.storage().clone(),
@@ -155,13 +156,14 @@ impl Worker {
 #[derive(Clone)]
 pub(crate) struct Slots {
     budget: Arc<Semaphore>,
-    queue: Arc<Semaphore>,
+    /// The queue's own limit; none when it is at least the budget (one semaphore per task less).
+    queue: Option<Arc<Semaphore>>,
     size: usize,
 }
 
 /// One held handler slot.
 pub(crate) struct Slot {
-    _queue: OwnedSemaphorePermit,
+    _queue: Option<OwnedSemaphorePermit>,
     _budget: OwnedSemaphorePermit,
 }
 
@@ -169,7 +171,10 @@ impl Slots {
     /// Waits for a slot; `None` once the semaphores are closed.
     pub(crate) async fn acquire(&self) -> Option<Slot> {
         // Queue first: a loop waiting on the shared budget then holds only its own queue's slots.
-        let queue = self.queue.clone().acquire_owned().await.ok()?;
+        let queue = match &self.queue {
+            Some(queue) => Some(queue.clone().acquire_owned().await.ok()?),
+            None => None,
+        };
         let budget = self.budget.clone().acquire_owned().await.ok()?;
         Some(Slot {
             _queue: queue,
@@ -179,7 +184,10 @@ impl Slots {
 
     /// A slot if one is free now.
     pub(crate) fn try_acquire(&self) -> Option<Slot> {
-        let queue = self.queue.clone().try_acquire_owned().ok()?;
+        let queue = match &self.queue {
+            Some(queue) => Some(queue.clone().try_acquire_owned().ok()?),
+            None => None,
+        };
         let budget = self.budget.clone().try_acquire_owned().ok()?;
         Some(Slot {
             _queue: queue,

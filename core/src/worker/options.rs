@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::retry::RetryPolicy;
 use crate::signing::TaskVerifier;
 use crate::task::TaskState;
-use crate::worker::admission::{Admission, AdmitAll};
+use crate::worker::admission::Admission;
 
 /// asyncjobs' default client concurrency.
 pub const DEFAULT_CONCURRENCY: usize = 10;
@@ -37,7 +37,8 @@ pub struct WorkerOptions {
     pub(crate) shutdown_grace: Duration,
     pub(crate) verifier: Option<TaskVerifier>,
     pub(crate) signatures_optional: bool,
-    pub(crate) admission: Arc<dyn Admission>,
+    /// None admits every task at once, without a call per task.
+    pub(crate) admission: Option<Arc<dyn Admission>>,
 }
 
 impl Default for WorkerOptions {
@@ -49,7 +50,7 @@ impl Default for WorkerOptions {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             verifier: None,
             signatures_optional: false,
-            admission: Arc::new(AdmitAll),
+            admission: None,
         }
     }
 }
@@ -116,7 +117,7 @@ impl WorkerOptions {
 
     /// The admission step every task passes before it starts; see [`Admission`].
     pub fn admission(mut self, admission: Arc<dyn Admission>) -> Self {
-        self.admission = admission;
+        self.admission = Some(admission);
         self
     }
 

@@ -150,9 +150,12 @@ impl QueueConsumer {
         delivery: &Delivery,
         hard_stop: &CancellationToken,
     ) -> Option<(Permit, Slot)> {
+        let Some(admission) = &self.options.admission else {
+            return Some((Permit::unit(), slot));
+        };
         let mut slot = Some(slot);
         loop {
-            let wait = match self.options.admission.admit(task).await {
+            let wait = match admission.admit(task).await {
                 Ok(Admit::Granted(permit)) => {
                     let slot = match slot.take() {
                         Some(slot) => slot,
