@@ -9,21 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{NatsServer, wait_for};
-use jetjobs::{
-    CancellationToken, Client, ClientOptions, Mux, Queue, Task, TaskContext, TaskState, Worker,
-    WorkerOptions,
-};
+use common::{NatsServer, RunningWorker, client_for, wait_for};
+use jetjobs::{Client, Mux, Task, TaskContext, TaskState, WorkerOptions};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn connect(server: &NatsServer) -> Client {
-    ClientOptions::new()
-        .queue(Queue::new("CANCEL"))
-        .connect(&server.url)
-        .await
-        .expect("client connects")
+    client_for(server, "CANCEL").await
 }
 
 struct Seen {
@@ -31,10 +24,7 @@ struct Seen {
     signalled: AtomicBool,
 }
 
-fn start_worker(
-    client: &Client,
-    seen: Arc<Seen>,
-) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+fn start_worker(client: &Client, seen: Arc<Seen>) -> RunningWorker {
     let mut mux = Mux::new();
     mux.handle("", move |ctx: TaskContext, _task: Task| {
         let seen = seen.clone();
@@ -52,14 +42,7 @@ fn start_worker(
         }
     })
     .expect("register");
-    let mut worker = Worker::new(client, WorkerOptions::new());
-    worker
-        .consume(client.default_queue(), mux)
-        .expect("consume");
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let handle = tokio::spawn(async move { worker.run(token).await.expect("worker runs") });
-    (shutdown, handle)
+    RunningWorker::start(client, WorkerOptions::new(), mux)
 }
 
 #[tokio::test]
@@ -120,6 +103,5 @@ async fn a_pending_task_never_runs_and_a_running_one_is_stopped_anywhere() {
     // Already final: returned as it is.
     let again = producer.cancel(&running.id, "again").await.expect("cancel");
     assert_eq!(again.last_err, stopped.last_err);
-    worker.0.cancel();
-    worker.1.await.expect("worker stops");
+    worker.stop().await;
 }

@@ -8,11 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{NatsServer, wait_final};
-use jetjobs::{
-    CancellationToken, Client, ClientOptions, DeadLetters, HandlerError, Mux, Queue, Task,
-    TaskState, Timestamp, Worker, WorkerOptions,
-};
+use common::{NatsServer, RunningWorker, client_for, wait_final};
+use jetjobs::{DeadLetters, HandlerError, Mux, Task, TaskState, Timestamp, WorkerOptions};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -20,11 +17,7 @@ const WAIT: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn dead_letters_are_listed_filtered_replayed_and_purged() {
     let server = NatsServer::start();
-    let client: Client = ClientOptions::new()
-        .queue(Queue::new("DLQ"))
-        .connect(&server.url)
-        .await
-        .expect("client connects");
+    let client = client_for(&server, "DLQ").await;
     let healthy = Arc::new(AtomicBool::new(false));
     let mut mux = Mux::new();
     let flag = healthy.clone();
@@ -39,12 +32,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
         }
     })
     .expect("register");
-    let mut worker = Worker::new(&client, WorkerOptions::new());
-    worker
-        .consume(client.default_queue(), mux)
-        .expect("consume");
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let running = RunningWorker::start(&client, WorkerOptions::new(), mux);
 
     let mut ids = Vec::new();
     for n in 0..3 {
@@ -119,6 +107,5 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
             .expect("list")
             .is_empty()
     );
-    shutdown.cancel();
-    running.await.expect("joins").expect("runs");
+    running.stop().await;
 }

@@ -7,24 +7,17 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{NatsServer, init_tracing};
-use jetjobs::{
-    CancellationToken, Client, ClientOptions, ErrorKind, HandlerError, Mux, Queue, RetryPolicy,
-    Task, TaskState, Worker, WorkerOptions,
-};
+use common::{NatsServer, RunningWorker, client_for, init_tracing};
+use jetjobs::{Client, ErrorKind, HandlerError, Mux, RetryPolicy, Task, TaskState, WorkerOptions};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn connect(server: &NatsServer) -> Client {
-    ClientOptions::new()
-        .queue(Queue::new("RESULTS"))
-        .connect(&server.url)
-        .await
-        .expect("client connects")
+    client_for(server, "RESULTS").await
 }
 
-fn worker(client: &Client) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+fn worker(client: &Client) -> RunningWorker {
     let mut mux = Mux::new();
     mux.handle("double", |_ctx, task: Task| async move {
         let n: i64 = task.payload_json()?;
@@ -35,20 +28,11 @@ fn worker(client: &Client) -> (CancellationToken, tokio::task::JoinHandle<()>) {
         Err(HandlerError::terminate("not today"))
     })
     .expect("register");
-    let mut worker = Worker::new(
-        client,
-        WorkerOptions::new().concurrency(100).retry_policy(
-            RetryPolicy::exponential(Duration::from_millis(50), Duration::from_millis(100), 0.0)
-                .expect("policy"),
-        ),
+    let options = WorkerOptions::new().concurrency(100).retry_policy(
+        RetryPolicy::exponential(Duration::from_millis(50), Duration::from_millis(100), 0.0)
+            .expect("policy"),
     );
-    worker
-        .consume(client.default_queue(), mux)
-        .expect("consume");
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let handle = tokio::spawn(async move { worker.run(token).await.expect("worker runs") });
-    (shutdown, handle)
+    RunningWorker::start(client, options, mux)
 }
 
 #[tokio::test]
@@ -68,7 +52,7 @@ async fn a_waiter_gets_the_result_or_the_final_error_or_times_out() {
         .expect_err("not final yet");
     assert_eq!(err.kind(), ErrorKind::Timeout);
 
-    let (shutdown, running) = worker(&client);
+    let running = worker(&client);
     let done = client.wait_for(&pending.id, WAIT).await.expect("completes");
     assert_eq!(done.result.map(|r| r.payload), Some(json!(42)));
 
@@ -97,8 +81,7 @@ async fn a_waiter_gets_the_result_or_the_final_error_or_times_out() {
             .map(|e| e.kind()),
         Some(ErrorKind::TaskNotFound)
     );
-    shutdown.cancel();
-    running.await.expect("worker stops");
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -122,10 +105,9 @@ async fn ten_thousand_waiters_share_one_subscription() {
         .out_messages
         .load(Ordering::Relaxed);
     let waits = futures::future::join_all(ids.iter().map(|id| waiting.wait_for(id, WAIT)));
-    let (shutdown, running) = worker(&producer);
+    let running = worker(&producer);
     let done = waits.await;
-    shutdown.cancel();
-    running.await.expect("worker stops");
+    running.stop().await;
 
     for (i, result) in done.into_iter().enumerate() {
         let task = result.expect("completes");

@@ -8,33 +8,21 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{NatsServer, wait_final};
-use jetjobs::{
-    CancellationToken, Client, ClientOptions, Mux, Queue, Task, TaskState, Worker, WorkerOptions,
-};
+use common::{NatsServer, RunningWorker, client_for, wait_final};
+use jetjobs::{Client, Mux, Task, TaskState, WorkerOptions};
 use serde_json::json;
 
 async fn connect(server: &NatsServer) -> Client {
-    ClientOptions::new()
-        .queue(Queue::new("UNIQUE"))
-        .connect(&server.url)
-        .await
-        .expect("client connects")
+    client_for(server, "UNIQUE").await
 }
 
 async fn run_until_final(client: &Client, ids: &[String]) -> Vec<Task> {
     let mut mux = Mux::new();
     mux.handle("", |_ctx, _task| async { Ok(json!("done")) })
         .expect("register");
-    let mut worker = Worker::new(client, WorkerOptions::new());
-    worker
-        .consume(client.default_queue(), mux)
-        .expect("consume");
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let worker = RunningWorker::start(client, WorkerOptions::new(), mux);
     let done = wait_final(client, ids, Duration::from_secs(30)).await;
-    shutdown.cancel();
-    running.await.expect("joins").expect("runs");
+    worker.stop().await;
     done
 }
 

@@ -6,22 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NatsServer, wait_final};
-use jetjobs::{
-    CancellationToken, Client, ClientOptions, HandlerError, Mux, Queue, Task, TaskState, Worker,
-    WorkerOptions,
-};
+use common::{NatsServer, RunningWorker, client_for, wait_final};
+use jetjobs::{Client, HandlerError, Mux, Task, TaskState, WorkerOptions};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn connect(server: &NatsServer) -> Client {
-    ClientOptions::new()
-        .queue(Queue::new("FLOWS"))
-        .connect(&server.url)
-        .await
-        .expect("client connects")
-}
 
 /// The sum of a task's payload and its parents' results.
 fn sum(task: &Task) -> Result<i64, HandlerError> {
@@ -34,7 +23,7 @@ fn sum(task: &Task) -> Result<i64, HandlerError> {
     Ok(own + parents)
 }
 
-fn start(client: &Client) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+fn start(client: &Client) -> RunningWorker {
     let mut mux = Mux::new();
     mux.handle(
         "add",
@@ -45,14 +34,7 @@ fn start(client: &Client) -> (CancellationToken, tokio::task::JoinHandle<()>) {
         Err(HandlerError::terminate("broken step"))
     })
     .expect("register");
-    let mut worker = Worker::new(client, WorkerOptions::new().concurrency(50));
-    worker
-        .consume(client.default_queue(), mux)
-        .expect("consume");
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let handle = tokio::spawn(async move { worker.run(token).await.expect("worker runs") });
-    (shutdown, handle)
+    RunningWorker::start(client, WorkerOptions::new().concurrency(50), mux)
 }
 
 fn result(task: &Task) -> Option<Value> {
@@ -62,7 +44,7 @@ fn result(task: &Task) -> Option<Value> {
 #[tokio::test]
 async fn chains_and_chords_pass_results_on_and_failures_make_dependants_unreachable() {
     let server = NatsServer::start();
-    let client = connect(&server).await;
+    let client = client_for(&server, "FLOWS").await;
     let queue = client.default_queue();
     let worker = start(&client);
 
@@ -108,6 +90,5 @@ async fn chains_and_chords_pass_results_on_and_failures_make_dependants_unreacha
             TaskState::Unreachable
         ]
     );
-    worker.0.cancel();
-    worker.1.await.expect("worker stops");
+    worker.stop().await;
 }

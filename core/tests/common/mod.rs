@@ -124,3 +124,41 @@ pub async fn observe_concurrency(
     }
     seen
 }
+
+/// A client of `server` whose default queue is `queue` (created with asyncjobs' defaults).
+pub async fn client_for(server: &NatsServer, queue: &str) -> jetjobs::Client {
+    jetjobs::ClientOptions::new()
+        .queue(jetjobs::Queue::new(queue))
+        .connect(&server.url)
+        .await
+        .expect("client connects")
+}
+
+/// A worker running in the background on the client's default queue.
+pub struct RunningWorker {
+    shutdown: tokio_util::sync::CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    pub fn start(
+        client: &jetjobs::Client,
+        options: jetjobs::WorkerOptions,
+        mux: jetjobs::Mux,
+    ) -> Self {
+        let mut worker = jetjobs::Worker::new(client, options);
+        worker
+            .consume(client.default_queue(), mux)
+            .expect("consume");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let token = shutdown.clone();
+        let handle = tokio::spawn(async move { worker.run(token).await.expect("worker runs") });
+        Self { shutdown, handle }
+    }
+
+    /// Stops it gracefully and waits until it has.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle.await.expect("worker stops cleanly");
+    }
+}
