@@ -70,7 +70,7 @@ impl PyQueueHandle {
         tasks: Vec<PyRef<'py, PyTask>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let queue = self.live()?.clone();
-        let tasks: Vec<jetjobs::Task> = tasks.iter().map(|t| t.inner.clone()).collect();
+        let tasks = core_tasks(&tasks);
         runtime::future_into_py(
             py,
             async move { results_to_py(queue.enqueue_many(tasks).await) },
@@ -84,7 +84,7 @@ impl PyQueueHandle {
         tasks: Vec<PyRef<'_, PyTask>>,
     ) -> PyResult<Vec<Py<PyAny>>> {
         let queue = self.live()?.clone();
-        let tasks: Vec<jetjobs::Task> = tasks.iter().map(|t| t.inner.clone()).collect();
+        let tasks = core_tasks(&tasks);
         results_to_py(runtime::block_on(py, async move {
             queue.enqueue_many(tasks).await
         }))
@@ -117,7 +117,7 @@ impl PyQueueHandle {
         tasks: Vec<PyRef<'py, PyTask>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let queue = self.live()?.clone();
-        let tasks: Vec<jetjobs::Task> = tasks.iter().map(|t| t.inner.clone()).collect();
+        let tasks = core_tasks(&tasks);
         runtime::future_into_py(py, async move {
             let stored = queue.enqueue_chain(tasks).await.py()?;
             Ok(stored.into_iter().map(PyTask::new).collect::<Vec<_>>())
@@ -133,7 +133,7 @@ impl PyQueueHandle {
         callback: &PyTask,
     ) -> PyResult<Bound<'py, PyAny>> {
         let queue = self.live()?.clone();
-        let group: Vec<jetjobs::Task> = group.iter().map(|t| t.inner.clone()).collect();
+        let group = core_tasks(&group);
         let callback = callback.inner.clone();
         runtime::future_into_py(py, async move {
             let (group, callback) = queue.enqueue_chord(group, callback).await.py()?;
@@ -192,4 +192,9 @@ pub(crate) fn results_to_py(
             })
             .collect()
     })
+}
+
+/// The core tasks behind a list of Python ones.
+fn core_tasks(tasks: &[PyRef<'_, PyTask>]) -> Vec<jetjobs::Task> {
+    tasks.iter().map(|t| t.inner.clone()).collect()
 }

@@ -45,7 +45,7 @@ impl Client {
                     }
                     // Nobody runs it: its worker died, or it finished meanwhile. A stale
                     // `active` task is ours to terminate; a live one saves first and we go round.
-                    if !self.is_stale(&task) {
+                    if !self.is_stale(&task).await {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -90,11 +90,15 @@ impl Client {
 
     /// An `active` task whose worker has not touched it for longer than its queue's max run
     /// time is left over by a crash.
-    fn is_stale(&self, task: &Task) -> bool {
+    async fn is_stale(&self, task: &Task) -> bool {
         let max_run_time = if task.queue == self.queue().name {
             self.queue().max_run_time
         } else {
-            crate::queue::DEFAULT_MAX_RUN_TIME
+            match self.admin().queue_info(&task.queue).await {
+                Ok(info) => info.queue.max_run_time,
+                // Unknown: treat it as live rather than risk terminating a running task.
+                Err(_) => return false,
+            }
         };
         task.tried.is_none_or(|t| t.elapsed() >= max_run_time)
     }
