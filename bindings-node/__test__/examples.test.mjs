@@ -46,6 +46,32 @@ test('the README quick start compiles under --strict and runs as written', async
   assert.match(stdout, /^enqueued [0-9A-Za-z]{27}\ncomplete \{ sentTo: 'a@example\.net' \}\n$/)
 })
 
+test('the README "More in Node" block compiles under --strict and runs as written', async () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const section = readme.split('\n## More in Node')[1]
+  assert.ok(section, 'README has a "More in Node" section')
+  const block = section.match(/```ts\n([\s\S]*?)```/)
+  assert.ok(block, 'the section has a ```ts block')
+  const dir = join(out, 'readme-more')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'more.mts'), block[1])
+  await compile([join(dir, 'more.mts')], join(dir, 'out'))
+  const { stdout } = await run(process.execPath, [join(dir, 'out', 'more.mjs')], {
+    env: { ...process.env, NATS_URL: server.url },
+    timeout: 120_000,
+  })
+  const lines = stdout.trim().split('\n')
+  assert.deepEqual(lines.slice(0, 5), [
+    'result: report 2026-11',
+    'batch: 4950',
+    'unique: true',
+    'chain: 6',
+    'cancelled: terminated',
+  ])
+  assert.match(lines[5], /^failed: task \S+ is terminated: bad month: terminate task$/)
+  assert.equal(lines[6], 'dead letters: 1')
+})
+
 test('examples/node/quickstart.mts is the README quick start', () => {
   const file = readFileSync(join(root, 'examples', 'node', 'quickstart.mts'), 'utf8')
   assert.equal(file.replace(/^\/\/ SPDX-License-Identifier: .*\n/, ''), readmeQuickStart())

@@ -516,8 +516,8 @@ pub struct DeadLetterFilter {
 }
 
 impl DeadLetterFilter {
-    fn into_core(self) -> jetjobs::Result<(jetjobs::DeadLetters, usize)> {
-        let mut filter = jetjobs::DeadLetters::new();
+    fn into_core(self) -> jetjobs::Result<(jetjobs::DeadLetterFilter, usize)> {
+        let mut filter = jetjobs::DeadLetterFilter::new();
         if let Some(queue) = self.queue {
             filter = filter.queue(queue);
         }

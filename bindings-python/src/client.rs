@@ -609,8 +609,8 @@ fn dead_letters(
     error_contains: Option<String>,
     older_than: Option<&Bound<'_, PyAny>>,
     states: Option<Vec<String>>,
-) -> PyResult<jetjobs::DeadLetters> {
-    let mut filter = jetjobs::DeadLetters::new();
+) -> PyResult<jetjobs::DeadLetterFilter> {
+    let mut filter = jetjobs::DeadLetterFilter::new();
     if let Some(queue) = queue {
         filter = filter.queue(queue);
     }

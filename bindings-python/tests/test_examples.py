@@ -54,6 +54,33 @@ async def test_readme_quick_start(nats_url: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr.decode()
 
 
+async def test_readme_more_runs_as_written(nats_url: str, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## More in Python", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    script = tmp_path / "more.py"
+    script.write_text(block)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env={**os.environ, "NATS_URL": nats_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, stderr.decode()
+    lines = stdout.decode().splitlines()
+    assert lines[:5] == [
+        "result: report 2026-11",
+        "batch: 4950",
+        "unique: True",
+        "chain: 6",
+        "cancelled: terminated",
+    ]
+    assert lines[5].startswith("failed: ") and lines[5].endswith("bad month: terminate task")
+    assert lines[6] == "dead letters: 1"
+
+
 async def test_quickstart_example() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

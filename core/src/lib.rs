@@ -42,7 +42,7 @@ mod task;
 pub mod wire;
 mod worker;
 
-pub use client::{Client, ClientOptions, DeadLetters, QueueHandle, StorageAdmin, connect};
+pub use client::{Client, ClientOptions, DeadLetterFilter, QueueHandle, StorageAdmin, connect};
 pub use dev_server::DevServer;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{NatsServer, RunningWorker, client_for, wait_final};
-use jetjobs::{DeadLetters, HandlerError, Mux, Task, TaskState, Timestamp, WorkerOptions};
+use jetjobs::{DeadLetterFilter, HandlerError, Mux, Task, TaskState, Timestamp, WorkerOptions};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -56,7 +56,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
 
     let admin = client.admin();
     let all = admin
-        .dead_letters(&DeadLetters::new(), 1000)
+        .dead_letters(&DeadLetterFilter::new(), 1000)
         .await
         .expect("list");
     assert_eq!(all.len(), 5);
@@ -64,7 +64,9 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
     assert!(states.contains(&TaskState::Expired) && states.contains(&TaskState::Unreachable));
     let emails = admin
         .dead_letters(
-            &DeadLetters::new().task_type("email").error_contains("smtp"),
+            &DeadLetterFilter::new()
+                .task_type("email")
+                .error_contains("smtp"),
             1000,
         )
         .await
@@ -73,7 +75,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
     assert!(
         admin
             .dead_letters(
-                &DeadLetters::new().older_than(Duration::from_secs(3600)),
+                &DeadLetterFilter::new().older_than(Duration::from_secs(3600)),
                 1000
             )
             .await
@@ -96,13 +98,13 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
     assert!(done.iter().all(|t| t.state == TaskState::Complete));
 
     let purged = admin
-        .purge_dead_letters(&DeadLetters::new().queue("DLQ"), 1000)
+        .purge_dead_letters(&DeadLetterFilter::new().queue("DLQ"), 1000)
         .await
         .expect("purge");
     assert_eq!(purged, 2);
     assert!(
         admin
-            .dead_letters(&DeadLetters::new(), 1000)
+            .dead_letters(&DeadLetterFilter::new(), 1000)
             .await
             .expect("list")
             .is_empty()

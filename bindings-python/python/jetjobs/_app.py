@@ -48,7 +48,7 @@ _PathLike = Union[str, "os.PathLike[str]"]
 _Duration = Union[timedelta, float]
 
 
-class DeadLetterFilters(TypedDict, total=False):
+class DeadLetterFilter(TypedDict, total=False):
     """Which dead letters :meth:`App.dead_letters` lists; every filter given must match."""
 
     queue: str | None
@@ -437,7 +437,7 @@ class App:
         task_id = task.id if isinstance(task, Task) else task
         return await (await self.client()).cancel(task_id, reason)
 
-    async def dead_letters(self, **filters: Unpack[DeadLetterFilters]) -> list[Task]:
+    async def dead_letters(self, **filters: Unpack[DeadLetterFilter]) -> list[Task]:
         """Terminated, expired and unreachable tasks matching every filter given.
 
         Filters: ``queue``, ``task_type``, ``error_contains`` (text in ``last_err``),
@@ -446,7 +446,7 @@ class App:
         """
         return await (await self.admin()).dead_letters(**filters)
 
-    async def purge_dead_letters(self, **filters: Unpack[DeadLetterFilters]) -> int:
+    async def purge_dead_letters(self, **filters: Unpack[DeadLetterFilter]) -> int:
         """Delete the dead letters matching every filter given (see :meth:`dead_letters`)."""
         return await (await self.admin()).purge_dead_letters(**filters)
 

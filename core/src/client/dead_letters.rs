@@ -15,13 +15,13 @@ use crate::task::{Task, TaskState};
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// let filter = jetjobs::DeadLetters::new()
+/// let filter = jetjobs::DeadLetterFilter::new()
 ///     .queue("EMAIL")
 ///     .error_contains("timeout")
 ///     .older_than(Duration::from_secs(3600));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeadLetters {
+pub struct DeadLetterFilter {
     queue: Option<String>,
     task_type: Option<String>,
     error_contains: Option<String>,
@@ -29,7 +29,7 @@ pub struct DeadLetters {
     states: Vec<TaskState>,
 }
 
-impl DeadLetters {
+impl DeadLetterFilter {
     /// Every terminated, expired and unreachable task.
     pub fn new() -> Self {
         Self::default()
@@ -87,7 +87,7 @@ impl DeadLetters {
 impl StorageAdmin {
     /// The dead letters `filter` selects, oldest update first, scanning up to `limit` stored
     /// tasks.
-    pub async fn dead_letters(&self, filter: &DeadLetters, limit: usize) -> Result<Vec<Task>> {
+    pub async fn dead_letters(&self, filter: &DeadLetterFilter, limit: usize) -> Result<Vec<Task>> {
         let mut tasks = self.tasks(limit).await?;
         tasks.retain(|t| filter.matches(t));
         Ok(tasks)
@@ -95,7 +95,11 @@ impl StorageAdmin {
 
     /// Deletes the documents of the dead letters `filter` selects (scanning up to `limit`
     /// stored tasks); returns how many.
-    pub async fn purge_dead_letters(&self, filter: &DeadLetters, limit: usize) -> Result<usize> {
+    pub async fn purge_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        limit: usize,
+    ) -> Result<usize> {
         let dead = self.dead_letters(filter, limit).await?;
         for task in &dead {
             self.delete_task(&task.id).await?;

@@ -34,7 +34,7 @@ use crate::worker::options::WorkerOptions;
 use results::ResultWaiters;
 
 pub use admin::StorageAdmin;
-pub use dead_letters::DeadLetters;
+pub use dead_letters::DeadLetterFilter;
 pub use options::ClientOptions;
 pub use queue::QueueHandle;
 
