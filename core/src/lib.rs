@@ -67,6 +67,7 @@ pub use wire::{Timestamp, is_valid_name, new_id};
 pub use worker::Worker;
 pub use worker::admission::{Admission, Admit, Permit};
 pub use worker::options::{DEFAULT_CONCURRENCY, DEFAULT_SHUTDOWN_GRACE, WorkerOptions};
+pub use worker::priority::Priority;
 
 /// The README's code blocks, compiled as doctests so they stay true.
 #[cfg(doctest)]

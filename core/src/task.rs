@@ -224,6 +224,10 @@ pub struct Task {
     /// Hex ed25519 signature, see [`signing`](crate::signing).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signature: String,
+    /// Not started before this time (jetjobs only): its work item waits in `JETJOBS_DELAYED`
+    /// until then, so Go workers cannot run it early either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<Timestamp>,
     /// Stream sequence of the stored document this copy was read from or written as; the next save
     /// must match it (asyncjobs' optimistic concurrency). 0 for a task never stored.
     #[serde(skip)]
@@ -274,6 +278,7 @@ impl Task {
             tries: 0,
             last_err: String::new(),
             signature: String::new(),
+            run_at: None,
             seq: 0,
             unique: None,
         })
@@ -291,6 +296,22 @@ impl Task {
     pub fn with_deadline(mut self, deadline: Timestamp) -> Self {
         self.deadline = Some(deadline);
         self
+    }
+
+    /// The task does not start before `run_at` (a time in the past means now).
+    pub fn with_run_at(mut self, run_at: Timestamp) -> Self {
+        self.run_at = Some(run_at);
+        self
+    }
+
+    /// The task does not start before `delay` from now.
+    pub fn with_delay(self, delay: std::time::Duration) -> Self {
+        self.with_run_at(Timestamp::now().add(delay))
+    }
+
+    /// When the task is due, if that is still in the future.
+    pub(crate) fn due_later(&self) -> Option<Timestamp> {
+        self.run_at.filter(|t| !t.until().is_zero())
     }
 
     /// Tries before the task expires; 0 or less means unlimited.
@@ -396,6 +417,17 @@ impl Task {
             return Err(Error::new(
                 ErrorKind::InvalidOption,
                 format!("a unique key is 1 to {MAX_UNIQUE_KEY_LEN} bytes long"),
+            ));
+        }
+        if let (Some(run_at), Some(deadline)) = (self.run_at, self.deadline)
+            && deadline.to_utc() < run_at.to_utc()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                format!(
+                    "task {} is due at {run_at}, after its deadline {deadline}",
+                    self.id
+                ),
             ));
         }
         for parent in &self.dependencies {

@@ -62,6 +62,14 @@ impl Client {
                     if let Err(e) = self.storage().remove_item(&task.queue, &task.id).await {
                         tracing::warn!(task = %id, error = %e, "removing a cancelled task's item failed");
                     }
+                    if task.run_at.is_some()
+                        && let Err(e) = self
+                            .storage()
+                            .remove_delayed_item(&task.queue, &task.id)
+                            .await
+                    {
+                        tracing::warn!(task = %id, error = %e, "removing a cancelled task's delayed item failed");
+                    }
                     return Ok(task);
                 }
                 Err(e) if e.kind() == ErrorKind::TaskUpdateFailed => continue,

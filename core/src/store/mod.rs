@@ -7,6 +7,7 @@
 //! work-queue streams.
 
 mod admin;
+mod delayed;
 pub(crate) mod kv;
 mod queues;
 mod tasks;
@@ -40,6 +41,8 @@ pub(crate) struct Storage {
     pub(crate) js: jetstream::Context,
     tasks: stream::Stream,
     settings: StorageSettings,
+    /// The delayed-items stream, once a delayed task or a worker needed it.
+    delayed: Arc<tokio::sync::OnceCell<stream::Stream>>,
     /// Set by `Client::close`: later calls fail with `Closed` instead of a connection error.
     closed: Arc<AtomicBool>,
 }
@@ -71,6 +74,7 @@ impl Storage {
             js,
             tasks,
             settings,
+            delayed: Arc::default(),
             closed: Arc::new(AtomicBool::new(false)),
         };
         storage

@@ -110,12 +110,10 @@ impl Storage {
         dedupe: bool,
     ) -> Result<PublishAckFuture> {
         self.ensure_open()?;
-        let item = ProcessItem {
-            kind: 0,
-            job: task.id.clone(),
-        };
-        let body = crate::wire::to_go_json(&item)?;
-        let mut publish = PublishMessage::build().payload(body.into());
+        if let Some(run_at) = task.due_later() {
+            return self.send_delayed_item(queue, task, run_at, dedupe).await;
+        }
+        let mut publish = PublishMessage::build().payload(item_body(&task.id)?.into());
         if dedupe {
             publish = publish.message_id(&task.id);
         }
@@ -123,6 +121,23 @@ impl Storage {
             .send_publish(queue.item_subject(&task.id), publish)
             .await
             .map_err(|e| item_error(queue, e))
+    }
+
+    /// Moves a due item of `task_id` into the queue's stream, deduplicated by task id so that
+    /// moving it again after a lost acknowledgement stores one item.
+    pub(crate) async fn publish_due_item(&self, queue: &Queue, task_id: &str) -> Result<()> {
+        let publish = PublishMessage::build()
+            .payload(item_body(task_id)?.into())
+            .message_id(task_id);
+        let pending = self
+            .js
+            .send_publish(queue.item_subject(task_id), publish)
+            .await
+            .map_err(|e| item_error(queue, e))?;
+        match finish_item(queue, pending).await {
+            Err(e) if e.kind() == ErrorKind::DuplicateItem => Ok(()),
+            other => other,
+        }
     }
 
     /// Whether the queue holds an item for `task_id` (waiting or in flight).
@@ -238,6 +253,14 @@ pub struct QueueInfo {
     pub in_flight: u64,
     /// Pull requests waiting for items.
     pub waiting_pulls: u64,
+}
+
+/// The body of `task_id`'s work item.
+pub(crate) fn item_body(task_id: &str) -> Result<Vec<u8>> {
+    crate::wire::to_go_json(&ProcessItem {
+        kind: 0,
+        job: task_id.to_string(),
+    })
 }
 
 /// Waits for the server to store an item sent with [`Storage::send_item`].

@@ -68,3 +68,30 @@ pub(crate) const CANCEL_SUBJECT_WILDCARD: &str = "JETJOBS.cancel.*";
 pub(crate) fn cancel_subject(id: &str) -> String {
     format!("JETJOBS.cancel.{id}")
 }
+
+/// The stream holding delayed tasks' work items until they are due (jetjobs only). Each waits as
+/// a server message schedule (nats-server 2.12+), which the server publishes on its due subject
+/// when due; a worker of the queue then moves it to the queue's stream.
+pub const DELAYED_STREAM: &str = "JETJOBS_DELAYED";
+/// Subjects of [`DELAYED_STREAM`].
+pub(crate) const DELAYED_SUBJECTS: &str = "JETJOBS.delayed.>";
+
+/// The subject the schedule of `task_id`'s work item waits on; one schedule per task.
+pub(crate) fn delayed_subject(queue: &str, task_id: &str) -> String {
+    format!("JETJOBS.delayed.at.{queue}.{task_id}")
+}
+
+/// The subject the server publishes `task_id`'s work item on when it is due.
+pub(crate) fn due_subject(queue: &str, task_id: &str) -> String {
+    format!("JETJOBS.delayed.due.{queue}.{task_id}")
+}
+
+/// Every due item of `queue`.
+pub(crate) fn due_subjects(queue: &str) -> String {
+    format!("JETJOBS.delayed.due.{queue}.*")
+}
+
+/// The consumer that moves `queue`'s due items into its stream, shared by its workers.
+pub(crate) fn due_consumer(queue: &str) -> String {
+    format!("JETJOBS_DUE_{queue}")
+}

@@ -70,6 +70,13 @@ pub(crate) fn decide(
     if task.max_tries > 0 && task.tries >= task.max_tries {
         return Decision::Expire("exceeded maximum tries");
     }
+    // Only a clock ahead of the server's, or an item published by hand, arrives early.
+    if let Some(run_at) = task.run_at
+        && let Ok(early) = (run_at.to_utc() - now).to_std()
+        && !early.is_zero()
+    {
+        return Decision::Defer(early);
+    }
     if task.state == TaskState::Blocked && !task.dependencies.is_empty() {
         return Decision::CheckDependencies;
     }
@@ -266,6 +273,22 @@ mod tests {
         );
         t.max_tries = 0;
         assert_eq!(decide(&t, None, &queue(), Utc::now()), Decision::Start);
+    }
+
+    #[test]
+    fn early_items_wait_until_due_and_expired_ones_expire() {
+        let now = Timestamp::now();
+        let t = task(TaskState::New).with_run_at(now.add(Duration::from_secs(30)));
+        assert_eq!(
+            decide(&t, None, &queue(), at(now, 10)),
+            Decision::Defer(Duration::from_secs(20))
+        );
+        assert_eq!(decide(&t, None, &queue(), at(now, 30)), Decision::Start);
+        let t = t.with_deadline(now.add(Duration::from_secs(5)));
+        assert_eq!(
+            decide(&t, None, &queue(), at(now, 10)),
+            Decision::Expire("past deadline")
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@ pub(crate) mod admission;
 pub(crate) mod cancel;
 mod decide;
 mod delivery;
+mod due;
 pub(crate) mod options;
 mod outage;
+pub(crate) mod priority;
 mod process;
 mod pull;
 
@@ -96,6 +98,15 @@ impl Worker {
                 "the worker consumes no queue",
             ));
         }
+        let names: Vec<&str> = self.queues.iter().map(|(q, _)| q.name()).collect();
+        let arbiter = match &self.options.priority {
+            Some(priority) => Some(priority::Arbiter::new(
+                self.options.concurrency,
+                priority.policy(&names)?,
+                names.len(),
+            )),
+            None => None,
+        };
         let budget = Arc::new(Semaphore::new(self.options.concurrency));
         let options = Arc::new(self.options);
         // Stops every queue's loop when one fails, without cancelling the caller's token.
@@ -108,14 +119,27 @@ impl Worker {
             .listen(self.client.storage().nats.clone(), listening)
             .await?;
         let mut loops = JoinSet::new();
-        for (queue, mux) in self.queues {
+        for (index, (queue, mux)) in self.queues.into_iter().enumerate() {
             let local = queue.settings().max_concurrent.max(1) as usize;
             let size = local.min(options.concurrency);
             let slots = Slots {
-                budget: budget.clone(),
+                budget: match &arbiter {
+                    Some(arbiter) => Budget::Arbitrated(arbiter.clone(), index),
+                    None => Budget::Shared(budget.clone()),
+                },
                 queue: (local < options.concurrency).then(|| Arc::new(Semaphore::new(local))),
+                // One more than it can run, so that a queue's next item is already waiting when a
+                // slot frees while its pull for the one after is on its way.
+                prefetch: arbiter.as_ref().map(|_| Arc::new(Semaphore::new(size + 1))),
                 size,
             };
+            loops.spawn(
+                due::DueMover {
+                    storage: self.client.storage().clone(),
+                    queue: queue.settings().clone(),
+                }
+                .run(stop.clone()),
+            );
             let consumer = pull::QueueConsumer {
                 storage: self.client.storage().clone(),
                 queue: queue.settings().clone(),
@@ -155,16 +179,39 @@ impl Worker {
 /// Handler slots of one queue: its own limit and the worker's shared budget.
 #[derive(Clone)]
 pub(crate) struct Slots {
-    budget: Arc<Semaphore>,
+    budget: Budget,
     /// The queue's own limit; none when it is at least the budget (one semaphore per task less).
     queue: Option<Arc<Semaphore>>,
+    /// With a priority, the items pulled ahead to wait for a slot.
+    prefetch: Option<Arc<Semaphore>>,
     size: usize,
+}
+
+/// Where a queue's handler slots come from.
+#[derive(Clone)]
+enum Budget {
+    /// The worker's budget, first come first served.
+    Shared(Arc<Semaphore>),
+    /// The worker's budget handed out by priority; the queue's index.
+    Arbitrated(Arc<priority::Arbiter>, usize),
 }
 
 /// One held handler slot.
 pub(crate) struct Slot {
     _queue: Option<OwnedSemaphorePermit>,
-    _budget: OwnedSemaphorePermit,
+    _budget: BudgetPermit,
+}
+
+enum BudgetPermit {
+    Shared { _permit: OwnedSemaphorePermit },
+    Arbitrated { _grant: priority::Grant },
+}
+
+/// What a pull loop holds for each item it asks for: a handler slot, or with a priority a place
+/// to wait for one ([`Slots::redeem`]).
+pub(crate) enum Credit {
+    Slot(Slot),
+    Waiting(OwnedSemaphorePermit),
 }
 
 impl Slots {
@@ -175,7 +222,14 @@ impl Slots {
             Some(queue) => Some(queue.clone().acquire_owned().await.ok()?),
             None => None,
         };
-        let budget = self.budget.clone().acquire_owned().await.ok()?;
+        let budget = match &self.budget {
+            Budget::Shared(budget) => BudgetPermit::Shared {
+                _permit: budget.clone().acquire_owned().await.ok()?,
+            },
+            Budget::Arbitrated(arbiter, index) => BudgetPermit::Arbitrated {
+                _grant: arbiter.acquire(*index).await,
+            },
+        };
         Some(Slot {
             _queue: queue,
             _budget: budget,
@@ -188,11 +242,36 @@ impl Slots {
             Some(queue) => Some(queue.clone().try_acquire_owned().ok()?),
             None => None,
         };
-        let budget = self.budget.clone().try_acquire_owned().ok()?;
+        let budget = match &self.budget {
+            Budget::Shared(budget) => BudgetPermit::Shared {
+                _permit: budget.clone().try_acquire_owned().ok()?,
+            },
+            Budget::Arbitrated(arbiter, _) => BudgetPermit::Arbitrated {
+                _grant: arbiter.try_acquire()?,
+            },
+        };
         Some(Slot {
             _queue: queue,
             _budget: budget,
         })
+    }
+
+    /// Waits until the loop may ask for one more item; `None` once closed.
+    pub(crate) async fn credit(&self) -> Option<Credit> {
+        match &self.prefetch {
+            Some(prefetch) => Some(Credit::Waiting(
+                prefetch.clone().acquire_owned().await.ok()?,
+            )),
+            None => Some(Credit::Slot(self.acquire().await?)),
+        }
+    }
+
+    /// A credit if one is free now.
+    pub(crate) fn try_credit(&self) -> Option<Credit> {
+        match &self.prefetch {
+            Some(prefetch) => Some(Credit::Waiting(prefetch.clone().try_acquire_owned().ok()?)),
+            None => Some(Credit::Slot(self.try_acquire()?)),
+        }
     }
 
     /// Most slots this queue can use at once.

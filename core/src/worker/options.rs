@@ -11,6 +11,7 @@ use crate::retry::RetryPolicy;
 use crate::signing::TaskVerifier;
 use crate::task::TaskState;
 use crate::worker::admission::Admission;
+use crate::worker::priority::Priority;
 
 /// asyncjobs' default client concurrency.
 pub const DEFAULT_CONCURRENCY: usize = 10;
@@ -39,6 +40,8 @@ pub struct WorkerOptions {
     pub(crate) signatures_optional: bool,
     /// None admits every task at once, without a call per task.
     pub(crate) admission: Option<Arc<dyn Admission>>,
+    /// None shares slots between queues first come first served.
+    pub(crate) priority: Option<Priority>,
 }
 
 impl Default for WorkerOptions {
@@ -51,6 +54,7 @@ impl Default for WorkerOptions {
             verifier: None,
             signatures_optional: false,
             admission: None,
+            priority: None,
         }
     }
 }
@@ -64,6 +68,7 @@ impl std::fmt::Debug for WorkerOptions {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("verifies", &self.verifier.is_some())
             .field("signatures_optional", &self.signatures_optional)
+            .field("priority", &self.priority)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +123,15 @@ impl WorkerOptions {
     /// The admission step every task passes before it starts; see [`Admission`].
     pub fn admission(mut self, admission: Arc<dyn Admission>) -> Self {
         self.admission = Some(admission);
+        self
+    }
+
+    /// How the handler slots are shared between queues that all have tasks waiting; see
+    /// [`Priority`]. The worker then pulls items ahead (one more per queue than the queue can run
+    /// at once) that wait for a slot, kept alive meanwhile, so a freed slot never waits on a round
+    /// trip to the server.
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
         self
     }
 

@@ -14,10 +14,10 @@ use crate::error::Result;
 use crate::mux::Mux;
 use crate::queue::Queue;
 use crate::store::Storage;
-use crate::worker::Slots;
 use crate::worker::delivery::Delivery;
 use crate::worker::options::WorkerOptions;
 use crate::worker::outage::storage_retry;
+use crate::worker::{Credit, Slot, Slots};
 
 /// How long one pull request waits for items before it is renewed.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
@@ -58,7 +58,7 @@ impl QueueConsumer {
                 break;
             }
             let first = tokio::select! {
-                slot = slots.acquire() => match slot { Some(s) => s, None => break },
+                credit = slots.credit() => match credit { Some(c) => c, None => break },
                 _ = shutdown.cancelled() => break,
             };
             let mut permits = vec![first];
@@ -66,10 +66,10 @@ impl QueueConsumer {
             // one pull request per task into one per batch.
             let gather_until = tokio::time::Instant::now() + PULL_GATHER;
             while permits.len() < MAX_PULL_BATCH.min(slots.size()) {
-                match slots.try_acquire() {
+                match slots.try_credit() {
                     Some(p) => permits.push(p),
                     None if in_flight.is_empty() || permits.len() >= slots.size() / 2 => break,
-                    None => match tokio::time::timeout_at(gather_until, slots.acquire()).await {
+                    None => match tokio::time::timeout_at(gather_until, slots.credit()).await {
                         Ok(Some(p)) => permits.push(p),
                         _ => break,
                     },
@@ -97,10 +97,14 @@ impl QueueConsumer {
                 tokio::select! {
                     next = batch.next() => match next {
                         Some(Ok(message)) => {
-                            let Some(permit) = permits.pop() else { break };
+                            let Some(credit) = permits.pop() else { break };
                             let this = this.clone();
-                            let hard_stop = hard_stop.clone();
-                            in_flight.spawn(async move { this.process(message, permit, hard_stop).await });
+                            let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
+                            in_flight.spawn(async move {
+                                if let Some(slot) = this.redeem(credit, &message, &shutdown).await {
+                                    this.process(message, slot, hard_stop).await;
+                                }
+                            });
                         }
                         Some(Err(e)) => {
                             pull_error = Some(e);
@@ -150,6 +154,38 @@ impl QueueConsumer {
         }
         let _ = this.storage.nats.flush().await;
         Ok(())
+    }
+
+    /// The handler slot for an item pulled with `credit`. With a priority the item waits here
+    /// for its turn, kept alive with in-progress acks; `None` (the item handed back) if the worker
+    /// stops first, since no new task starts during shutdown.
+    async fn redeem(
+        &self,
+        credit: Credit,
+        message: &async_nats::jetstream::Message,
+        shutdown: &CancellationToken,
+    ) -> Option<Slot> {
+        let waiting = match credit {
+            Credit::Slot(slot) => return Some(slot),
+            Credit::Waiting(waiting) => waiting,
+        };
+        let delivery = Delivery::new(&self.storage.nats, message);
+        let keep_alive = (self.queue.max_run_time / 2).max(Duration::from_millis(500));
+        let acquire = self.slots.acquire();
+        tokio::pin!(acquire);
+        loop {
+            tokio::select! {
+                slot = &mut acquire => {
+                    drop(waiting);
+                    return slot;
+                }
+                _ = tokio::time::sleep(keep_alive) => delivery.in_progress().await,
+                _ = shutdown.cancelled() => {
+                    delivery.nak(Duration::ZERO).await;
+                    return None;
+                }
+            }
+        }
     }
 
     /// Backs off after a failed pull: a server that answers every pull with an error (JetStream
