@@ -29,12 +29,14 @@ check: check-rust python-check node-check ## Every lint: fmt, clippy -D warnings
 check-rust: ## fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p jetjobs --all-targets --features opentelemetry -- -D warnings
 
 go-check: ## Fail unless `go` is on PATH: the interop tests must run, never skip silently
 	@[ "$$JETJOBS_SKIP_GO" = 1 ] || command -v go >/dev/null || { echo "go is not on PATH: the Go asyncjobs interop tests need it (JETJOBS_SKIP_GO=1 skips them)"; exit 1; }
 
 test-rust: setup go-check ## Unit, doc and integration tests against a real nats-server
 	cargo test --workspace
+	cargo test -p jetjobs --features opentelemetry --test tracing
 
 test-examples: setup ## Run the examples as written and check what they print
 	@out=$$(cargo run --quiet -p jetjobs --example demo) && echo "$$out" && \

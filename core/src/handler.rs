@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::task::Task;
+use crate::trace::TraceContext;
 
 /// What a handler returns: a JSON result, or an error that decides between retry and terminate.
 pub type HandlerResult = std::result::Result<serde_json::Value, HandlerError>;
@@ -111,6 +112,7 @@ struct ContextInner {
     deadline: Mutex<Instant>,
     run_time: Duration,
     progress: Option<ProgressTarget>,
+    trace_context: Option<TraceContext>,
 }
 
 impl TaskContext {
@@ -120,6 +122,7 @@ impl TaskContext {
         delivered: Instant,
         run_time: Duration,
         progress: Option<ProgressTarget>,
+        trace_context: Option<TraceContext>,
     ) -> Self {
         Self {
             inner: Arc::new(ContextInner {
@@ -127,13 +130,19 @@ impl TaskContext {
                 deadline: Mutex::new(delivered + usable(run_time)),
                 run_time,
                 progress,
+                trace_context,
             }),
         }
     }
 
     /// A context outside any processor (tests, direct calls): `mark_in_progress` is unsupported.
     pub fn detached(run_time: Duration) -> Self {
-        Self::new(Instant::now(), run_time, None)
+        Self::new(Instant::now(), run_time, None, None)
+    }
+
+    /// The W3C trace context the producer sent with the task, if any.
+    pub fn trace_context(&self) -> Option<&TraceContext> {
+        self.inner.trace_context.as_ref()
     }
 
     /// When this try's time runs out (start + the queue's max run time, pushed back by

@@ -39,6 +39,7 @@ mod scheduler;
 pub mod signing;
 mod store;
 mod task;
+mod trace;
 pub mod wire;
 mod worker;
 
@@ -63,6 +64,7 @@ pub use task::{
     validate_task_type,
 };
 pub use tokio_util::sync::CancellationToken;
+pub use trace::{TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext};
 pub use wire::{Timestamp, is_valid_name, new_id};
 pub use worker::Worker;
 pub use worker::admission::{Admission, Admit, Permit};

@@ -235,6 +235,9 @@ pub struct Task {
     /// Deduplication on enqueue (see [`Task::with_unique_key`]); not stored in the document.
     #[serde(skip)]
     pub(crate) unique: Option<Unique>,
+    /// The trace context an enqueue sends in the item's headers; not stored in the document.
+    #[serde(skip)]
+    pub(crate) trace_context: Option<crate::trace::TraceContext>,
 }
 
 /// A task's deduplication key and how long it holds after the task is final.
@@ -281,6 +284,7 @@ impl Task {
             run_at: None,
             seq: 0,
             unique: None,
+            trace_context: None,
         })
     }
 
@@ -312,6 +316,13 @@ impl Task {
     /// When the task is due, if that is still in the future.
     pub(crate) fn due_later(&self) -> Option<Timestamp> {
         self.run_at.filter(|t| !t.until().is_zero())
+    }
+
+    /// Sends `context` with the enqueue, for the handler's span to continue the trace (the
+    /// `opentelemetry` feature sends the current span's context without this).
+    pub fn with_trace_context(mut self, context: crate::trace::TraceContext) -> Self {
+        self.trace_context = Some(context);
+        self
     }
 
     /// Tries before the task expires; 0 or less means unlimited.

@@ -48,6 +48,18 @@ impl QueueHandle {
     /// # Ok(()) }
     /// ```
     pub async fn enqueue_many(&self, tasks: impl IntoIterator<Item = Task>) -> Vec<Result<Task>> {
+        let tasks: Vec<Task> = tasks.into_iter().collect();
+        #[cfg(feature = "opentelemetry")]
+        {
+            use tracing::Instrument as _;
+            let span = crate::trace::otel::enqueue_span(self.name(), tasks.len());
+            return self.enqueue_all(tasks).instrument(span).await;
+        }
+        #[cfg(not(feature = "opentelemetry"))]
+        self.enqueue_all(tasks).await
+    }
+
+    async fn enqueue_all(&self, tasks: Vec<Task>) -> Vec<Result<Task>> {
         let mut tasks = tasks.into_iter().peekable();
         let mut out = Vec::with_capacity(tasks.size_hint().0);
         while tasks.peek().is_some() {

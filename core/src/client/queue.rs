@@ -64,6 +64,17 @@ impl QueueHandle {
     /// stores one item. A different task with an id already stored fails with
     /// `TaskAlreadyExists`.
     pub async fn enqueue(&self, task: Task) -> Result<Task> {
+        #[cfg(feature = "opentelemetry")]
+        {
+            use tracing::Instrument as _;
+            let span = crate::trace::otel::enqueue_span(self.name(), 1);
+            return self.enqueue_now(task).instrument(span).await;
+        }
+        #[cfg(not(feature = "opentelemetry"))]
+        self.enqueue_now(task).await
+    }
+
+    async fn enqueue_now(&self, task: Task) -> Result<Task> {
         let mut task = self.prepare(task)?;
         match task.unique.take() {
             Some(unique) => self.enqueue_unique(task, unique).await,
@@ -75,6 +86,8 @@ impl QueueHandle {
     /// configured.
     pub(super) fn prepare(&self, mut task: Task) -> Result<Task> {
         task.validate()?;
+        #[cfg(feature = "opentelemetry")]
+        crate::trace::otel::propagate(&mut task);
         check_enqueueable(&task)?;
         task.queue = self.inner.settings.name.clone();
         if let Some(signer) = &self.inner.shared.signer

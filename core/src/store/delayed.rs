@@ -78,6 +78,9 @@ impl Storage {
             NATS_SCHEDULE_TARGET,
             due_subject(&queue.name, &task.id).as_str(),
         );
+        if let Some(context) = &task.trace_context {
+            context.add_to(&mut headers);
+        }
         let mut publish = PublishMessage::build()
             .payload(super::queues::item_body(&task.id)?.into())
             .headers(headers);

@@ -114,6 +114,11 @@ impl Storage {
             return self.send_delayed_item(queue, task, run_at, dedupe).await;
         }
         let mut publish = PublishMessage::build().payload(item_body(&task.id)?.into());
+        if let Some(context) = &task.trace_context {
+            let mut headers = async_nats::HeaderMap::new();
+            context.add_to(&mut headers);
+            publish = publish.headers(headers);
+        }
         if dedupe {
             publish = publish.message_id(&task.id);
         }
@@ -125,9 +130,19 @@ impl Storage {
 
     /// Moves a due item of `task_id` into the queue's stream, deduplicated by task id so that
     /// moving it again after a lost acknowledgement stores one item.
-    pub(crate) async fn publish_due_item(&self, queue: &Queue, task_id: &str) -> Result<()> {
+    pub(crate) async fn publish_due_item(
+        &self,
+        queue: &Queue,
+        task_id: &str,
+        trace_context: Option<&crate::trace::TraceContext>,
+    ) -> Result<()> {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(context) = trace_context {
+            context.add_to(&mut headers);
+        }
         let publish = PublishMessage::build()
             .payload(item_body(task_id)?.into())
+            .headers(headers)
             .message_id(task_id);
         let pending = self
             .js

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::trace::TraceContext;
 use crate::wire::names::ack;
 
 /// Fire-and-forget acknowledgement of one delivery.
@@ -15,6 +16,8 @@ pub(crate) struct Delivery {
     pub(crate) ack_subject: Option<String>,
     /// JetStream's delivery count of the item, 1 for the first delivery.
     pub(crate) delivered: i64,
+    /// The trace context the producer sent, if any.
+    pub(crate) trace_context: Option<TraceContext>,
 }
 
 impl Delivery {
@@ -24,6 +27,7 @@ impl Delivery {
             received: tokio::time::Instant::now(),
             ack_subject: message.reply.as_ref().map(|s| s.to_string()),
             delivered: message.info().map(|i| i.delivered).unwrap_or(1),
+            trace_context: TraceContext::from_headers(message.headers.as_ref()),
         }
     }
 

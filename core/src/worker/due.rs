@@ -93,7 +93,11 @@ impl DueMover {
             tracing::warn!(subject = %message.subject, "terminating corrupt due item");
             return delivery.term().await;
         };
-        match self.storage.publish_due_item(&self.queue, &item.job).await {
+        let moved = self
+            .storage
+            .publish_due_item(&self.queue, &item.job, delivery.trace_context.as_ref())
+            .await;
+        match moved {
             Ok(()) => delivery.ack().await,
             Err(e) if e.kind() == ErrorKind::QueueNotFound => {
                 tracing::warn!(task = %item.job, queue = %self.queue.name, "dropping a due item of a deleted queue");

@@ -257,11 +257,22 @@ impl QueueConsumer {
                 nats: self.storage.nats.clone(),
                 ack_subject,
             });
-        let ctx = TaskContext::new(delivery.received, self.queue.max_run_time, progress);
+        let ctx = TaskContext::new(
+            delivery.received,
+            self.queue.max_run_time,
+            progress,
+            delivery.trace_context.clone(),
+        );
         let running_here = self.cancels.register(&task.id);
         let handler = self.mux.handler_for(&task.task_type);
         let call =
             std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx.clone(), task.clone())));
+        #[cfg(feature = "opentelemetry")]
+        let call = call.map(|future| {
+            use tracing::Instrument as _;
+            let span = crate::trace::otel::handle_span(task, delivery.trace_context.as_ref());
+            future.instrument(span).boxed()
+        });
         let mut running = match call {
             Ok(future) => AssertUnwindSafe(future).catch_unwind().boxed(),
             Err(panic) => return Outcome::Done(Err(panicked(panic))),
