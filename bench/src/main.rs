@@ -60,6 +60,9 @@ async fn main() -> Result<(), BoxError> {
     let (p50, p99) = unloaded_latency(&client, 500).await?;
     let batch_rate = enqueue_batch(&client, tasks).await?;
     client.default_queue().purge().await?;
+    let delayed = tasks / 5;
+    let delayed_batch_rate = enqueue_delayed_batch(&client, delayed).await?;
+    let released_rate = release_delayed(&client, delayed).await?;
     let rss = peak_rss_kib();
 
     println!("(b) jetjobs, no-op Rust handler");
@@ -70,6 +73,12 @@ async fn main() -> Result<(), BoxError> {
         drain.rate
     );
     println!("    producers + workers together {mixed:>10.0} tasks/s");
+    println!(
+        "    enqueue_many, delayed 1 h    {delayed_batch_rate:>10.0} tasks/s  ({delayed} tasks)"
+    );
+    println!(
+        "    delayed: due → complete      {released_rate:>10.0} tasks/s  ({delayed} due at once)"
+    );
     println!(
         "    enqueue→handler start p50    {:>10.2} ms",
         p50.as_secs_f64() * 1e3
@@ -101,6 +110,14 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "    enqueue_many / (publish / 2) {:>10.2}  (target ≥ 0.8)",
         batch_rate / (publish_rate / 2.0)
+    );
+    println!(
+        "    delayed enqueue_many / enqueue_many {:>6.2}",
+        delayed_batch_rate / batch_rate
+    );
+    println!(
+        "    delayed due→complete / drain {:>10.2}",
+        released_rate / drain.rate
     );
     println!(
         "    handler-start p50 / publish p50 {:>7.1}",
@@ -186,6 +203,47 @@ async fn enqueue_batch(client: &Client, n: usize) -> Result<f64, BoxError> {
         result?;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `enqueue_many` of tasks due in an hour: what holding items as server schedules costs a producer.
+async fn enqueue_delayed_batch(client: &Client, n: usize) -> Result<f64, BoxError> {
+    let tasks = (0..n)
+        .map(|i| Ok(Task::new("noop", &i)?.with_delay(Duration::from_secs(3600))))
+        .collect::<Result<Vec<_>, BoxError>>()?;
+    let started = Instant::now();
+    for result in client.enqueue_many(tasks).await {
+        result?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `n` tasks all due at one moment, with a worker running: tasks completed per second from the
+/// due time (the server releasing the schedules, the move into the queue, the runs).
+async fn release_delayed(client: &Client, n: usize) -> Result<f64, BoxError> {
+    let due = jetjobs::Timestamp::now().add(Duration::from_secs(5));
+    let tasks = (0..n)
+        .map(|i| Ok(Task::new("due", &i)?.with_run_at(due)))
+        .collect::<Result<Vec<_>, BoxError>>()?;
+    for result in client.enqueue_many(tasks).await {
+        result?;
+    }
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
+    let mut mux = Mux::new();
+    mux.handle("due", move |_ctx, _task| {
+        let _ = done_tx.send(());
+        async { Ok(serde_json::Value::Null) }
+    })?;
+    let (shutdown, worker) = start_worker(client, mux);
+    tokio::time::sleep(due.until()).await;
+    let started = Instant::now();
+    for _ in 0..n {
+        done_rx.recv().await.ok_or("the worker stopped")?;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    wait_empty(client).await?;
+    shutdown.cancel();
+    worker.await??;
+    Ok(rate)
 }
 
 fn noop_mux() -> Result<Mux, BoxError> {

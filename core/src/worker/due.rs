@@ -4,9 +4,11 @@
 //! each due item to one of them, and the move is deduplicated by task id, so a crash mid-move
 //! stores one item.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, Result};
@@ -19,6 +21,8 @@ use crate::worker::outage::storage_retry;
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// Most due items moved per pull.
 const MAX_BATCH: usize = 256;
+/// Due items being moved at once.
+const MOVES_IN_FLIGHT: usize = 64;
 /// How soon a failed move is tried again.
 const MOVE_RETRY: Duration = Duration::from_secs(1);
 
@@ -31,6 +35,11 @@ impl DueMover {
     /// Runs until `shutdown`. A server without message schedules (before 2.12) cannot hold
     /// delayed items at all; the mover then logs that once and stops, leaving the worker running.
     pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let this = Arc::new(self);
+        this.run_shared(shutdown).await
+    }
+
+    async fn run_shared(self: &Arc<Self>, shutdown: CancellationToken) -> Result<()> {
         let mut failures = 0u32;
         let consumer = loop {
             match self.storage.due_items(&self.queue.name).await {
@@ -69,26 +78,29 @@ impl DueMover {
                 }
             };
             failures = 0;
+            // Moves are pipelined: each waits only for the server's acknowledgement of its own.
+            let mut moving = FuturesUnordered::new();
             loop {
-                let message = tokio::select! {
-                    next = batch.next() => match next {
-                        Some(Ok(message)) => message,
+                tokio::select! {
+                    next = batch.next(), if moving.len() < MOVES_IN_FLIGHT => match next {
+                        Some(Ok(message)) => moving.push(self.clone().move_item(message)),
                         Some(Err(e)) => {
                             tracing::debug!(queue = %self.queue.name, error = %e, "due-items pull ended");
                             break;
                         }
                         None => break,
                     },
-                    _ = shutdown.cancelled() => return Ok(()),
-                };
-                self.move_item(&message).await;
+                    Some(()) = moving.next(), if !moving.is_empty() => {}
+                    _ = shutdown.cancelled() => break,
+                }
             }
+            while moving.next().await.is_some() {}
         }
         Ok(())
     }
 
-    async fn move_item(&self, message: &async_nats::jetstream::Message) {
-        let delivery = Delivery::new(&self.storage.nats, message);
+    async fn move_item(self: Arc<Self>, message: async_nats::jetstream::Message) {
+        let delivery = Delivery::new(&self.storage.nats, &message);
         let Some(item) = ProcessItem::parse(&message.payload) else {
             tracing::warn!(subject = %message.subject, "terminating corrupt due item");
             return delivery.term().await;
