@@ -11,12 +11,14 @@ mod events;
 mod handler;
 mod kv;
 mod mux;
+mod priority;
 mod queue;
 mod queue_handle;
 mod retry;
 mod runtime;
 mod signing;
 mod task;
+mod trace;
 mod worker;
 
 use pyo3::prelude::*;
@@ -48,6 +50,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<task::PyTask>()?;
     m.add_class::<task::PyTaskResult>()?;
     m.add_class::<task::PyTaskContext>()?;
+    m.add_class::<trace::PyTraceContext>()?;
     m.add_class::<queue::PyQueue>()?;
     m.add_class::<retry::PyRetryPolicy>()?;
     m.add_class::<signing::PyTaskSigner>()?;
@@ -61,6 +64,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyCancellationToken>()?;
     m.add_class::<queue_handle::PyQueueHandle>()?;
     m.add_class::<worker::PyWorker>()?;
+    m.add_class::<priority::PyPriority>()?;
     m.add_class::<kv::PyKvBucket>()?;
     m.add_class::<kv::PyKv>()?;
     m.add_class::<kv::PyKvEntry>()?;

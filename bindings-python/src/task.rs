@@ -9,8 +9,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDelta};
 
 use crate::convert;
-use crate::error::IntoPyResult as _;
+use crate::error::{IntoPyResult as _, to_py};
 use crate::runtime;
+use crate::trace::PyTraceContext;
 
 /// A unit of work: type, payload and processing options, as stored by the engine.
 #[pyclass(module = "jetjobs._native", name = "Task", frozen)]
@@ -18,6 +19,9 @@ pub(crate) struct PyTask {
     pub(crate) inner: jetjobs::Task,
     context: Option<jetjobs::TaskContext>,
     decoder: Option<Py<PyAny>>,
+    /// What this object was given to send with its enqueue; the core keeps it on `inner` too, but
+    /// does not expose it, and it is not part of the stored document.
+    trace_context: Option<jetjobs::TraceContext>,
     payload: PyOnceLock<Py<PyAny>>,
 }
 
@@ -27,6 +31,7 @@ impl PyTask {
             inner,
             context: None,
             decoder: None,
+            trace_context: None,
             payload: PyOnceLock::new(),
         }
     }
@@ -52,9 +57,12 @@ impl PyTask {
     /// A new task. `payload` is stored as given if it is `bytes`, else encoded as JSON.
     /// `deadline` is an aware `datetime`, a `timedelta` from now, or RFC 3339 text. With
     /// `unique_key`, enqueueing returns the pending task holding that key instead of storing this
-    /// one (also for `unique_for`, a `timedelta` or seconds, after it is final).
+    /// one (also for `unique_for`, a `timedelta` or seconds, after it is final). The task does not
+    /// start before `run_at` (like `deadline`) or `delay` (a `timedelta` or seconds from now);
+    /// giving both raises `InvalidOption`. `trace_context` is sent with the enqueue for the
+    /// handler's span to continue the trace.
     #[new]
-    #[pyo3(signature = (task_type, payload=None, *, id=None, deadline=None, max_tries=None, depends_on=None, load_dependency_results=false, unique_key=None, unique_for=None))]
+    #[pyo3(signature = (task_type, payload=None, *, id=None, deadline=None, max_tries=None, depends_on=None, load_dependency_results=false, unique_key=None, unique_for=None, run_at=None, delay=None, trace_context=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         task_type: &str,
@@ -66,6 +74,9 @@ impl PyTask {
         load_dependency_results: bool,
         unique_key: Option<String>,
         unique_for: Option<&Bound<'_, PyAny>>,
+        run_at: Option<&Bound<'_, PyAny>>,
+        delay: Option<&Bound<'_, PyAny>>,
+        trace_context: Option<PyRef<'_, PyTraceContext>>,
     ) -> PyResult<Self> {
         let mut task = match payload {
             Some(p) if p.is_instance_of::<PyBytes>() => {
@@ -103,7 +114,57 @@ impl PyTask {
             }
             (None, None) => {}
         }
-        Ok(Self::new(task))
+        match (run_at, delay) {
+            (Some(_), Some(_)) => {
+                return Err(to_py(jetjobs::Error::new(
+                    jetjobs::ErrorKind::InvalidOption,
+                    "give run_at or delay, not both",
+                )));
+            }
+            (Some(at), None) => task = task.with_run_at(convert::timestamp(at)?),
+            (None, Some(delay)) => task = task.with_delay(convert::duration(delay)?),
+            (None, None) => {}
+        }
+        let trace_context = trace_context.map(|c| c.inner.clone());
+        if let Some(context) = &trace_context {
+            task = task.with_trace_context(context.clone());
+        }
+        Ok(Self {
+            trace_context,
+            ..Self::new(task)
+        })
+    }
+
+    /// Not started before this time (`None`: as soon as a worker takes it).
+    #[getter]
+    fn run_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        optional_datetime(py, self.inner.run_at.as_ref())
+    }
+
+    /// `run_at` as the exact stored RFC 3339 text (nanoseconds), or `None`.
+    #[getter]
+    fn run_at_str(&self) -> Option<String> {
+        self.inner.run_at.map(|t| t.to_string())
+    }
+
+    /// The trace context this object sends with its enqueue (`trace_context=` or
+    /// `with_trace_context`). It is not stored in the task document: a task returned by an
+    /// enqueue or loaded has `None`; a handler reads it from `task.context.trace_context`.
+    #[getter]
+    fn trace_context(&self) -> Option<PyTraceContext> {
+        self.trace_context
+            .clone()
+            .map(|inner| PyTraceContext { inner })
+    }
+
+    /// A copy that sends `context` with its enqueue.
+    fn with_trace_context(&self, py: Python<'_>, context: &PyTraceContext) -> Self {
+        Self {
+            decoder: self.decoder.as_ref().map(|d| d.clone_ref(py)),
+            context: self.context.clone(),
+            trace_context: Some(context.inner.clone()),
+            ..Self::new(self.inner.clone().with_trace_context(context.inner.clone()))
+        }
     }
 
     /// The deduplication key given with `unique_key`, if any (not stored in the document).
@@ -265,6 +326,7 @@ impl PyTask {
         Self {
             decoder: Some(decoder),
             context: self.context.clone(),
+            trace_context: self.trace_context.clone(),
             ..Self::new(self.inner.clone())
         }
     }
@@ -349,6 +411,15 @@ impl PyTaskContext {
     #[getter]
     fn remaining<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDelta>> {
         convert::timedelta(py, self.inner.remaining())
+    }
+
+    /// The W3C trace context the producer sent with the task, if any.
+    #[getter]
+    fn trace_context(&self) -> Option<PyTraceContext> {
+        self.inner
+            .trace_context()
+            .cloned()
+            .map(|inner| PyTraceContext { inner })
     }
 
     /// True once the deadline passed or the worker is shutting down.

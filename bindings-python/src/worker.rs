@@ -13,6 +13,7 @@ use crate::convert;
 use crate::error::{IntoPyResult as _, to_py};
 use crate::handler::{Dispatcher, Uninstall};
 use crate::mux::PyMux;
+use crate::priority::PyPriority;
 use crate::queue_handle::PyQueueHandle;
 use crate::retry::PyRetryPolicy;
 use crate::runtime;
@@ -44,12 +45,14 @@ fn already_ran() -> PyErr {
 #[pymethods]
 impl PyWorker {
     /// A worker of `client` consuming no queue yet; every option left out keeps the engine's
-    /// default (concurrency 10, the 10-minute retry policy, nothing discarded, 30 s grace).
+    /// default (concurrency 10, the 10-minute retry policy, nothing discarded, 30 s grace, no
+    /// priority between queues).
     #[new]
     #[pyo3(signature = (
         client, *, concurrency=None, retry_policy=None, discard_states=None, shutdown_grace=None,
-        verification_key=None, signatures_optional=false
+        verification_key=None, signatures_optional=false, priority=None
     ))]
+    #[allow(clippy::too_many_arguments)]
     fn py_new(
         client: &PyClient,
         concurrency: Option<usize>,
@@ -58,6 +61,7 @@ impl PyWorker {
         shutdown_grace: Option<&Bound<'_, PyAny>>,
         verification_key: Option<PyRef<'_, PyTaskVerifier>>,
         signatures_optional: bool,
+        priority: Option<PyRef<'_, PyPriority>>,
     ) -> PyResult<Self> {
         let mut o = jetjobs::WorkerOptions::new();
         if let Some(n) = concurrency {
@@ -77,6 +81,9 @@ impl PyWorker {
         }
         if signatures_optional {
             o = o.signatures_optional();
+        }
+        if let Some(p) = priority {
+            o = o.priority(p.inner.clone());
         }
         Ok(Self {
             pending: Mutex::new(Some(Pending {

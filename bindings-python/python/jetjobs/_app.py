@@ -25,6 +25,7 @@ from ._native import (
     Kv,
     KvBucket,
     Mux,
+    Priority,
     Queue,
     QueueHandle,
     RetryPolicy,
@@ -32,6 +33,7 @@ from ._native import (
     Task,
     TaskSigner,
     TaskVerifier,
+    TraceContext,
     Worker,
     is_valid_name,
 )
@@ -39,6 +41,7 @@ from ._queues import QueueLike, Queues
 from ._routes import Decoder, Encoder, Handler, Middleware, Route
 from ._states import TaskState
 from ._threads import HandlerThreads
+from ._tracing import producing, sending
 from .errors import Closed, InvalidTaskType, JetJobsError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
@@ -66,6 +69,8 @@ class TaskOptions(TypedDict, total=False):
     lists tasks (or ids) that must complete first, whose results the handler gets in
     ``task.dependency_results`` when ``load_dependency_results`` is set; ``unique_key`` makes the
     enqueue return the pending task holding that key (also for ``unique_for`` after it is final).
+    The task does not start before ``run_at`` (like ``deadline``) or ``delay`` (a timedelta or
+    seconds from now), not both. ``trace_context`` is sent instead of the current span's.
     """
 
     id: str | None
@@ -75,6 +80,9 @@ class TaskOptions(TypedDict, total=False):
     load_dependency_results: bool
     unique_key: str | None
     unique_for: timedelta | float | None
+    run_at: datetime | timedelta | str | None
+    delay: timedelta | float | None
+    trace_context: TraceContext | None
 
 
 _H = TypeVar("_H", bound=Callable[..., Any])
@@ -119,7 +127,8 @@ class App:
     to enqueue to and work on, ``queues`` the settings of other queues that handlers and enqueues
     name (a name alone gets the engine's defaults), ``retry_policy`` a :class:`RetryPolicy` or one
     of :data:`RETRY_POLICY_NAMES`, ``concurrency`` the handlers this worker runs at once, one
-    budget shared by every queue (each also held to its own ``max_concurrent``). Signing takes a
+    budget shared by every queue (each also held to its own ``max_concurrent``), and ``priority``
+    how that budget is shared while several queues have tasks waiting. Signing takes a
     :class:`TaskSigner`, hex text or raw bytes (or a seed file); verification likewise, with
     ``signatures_optional`` to accept unsigned tasks. ``discard`` lists final states whose tasks are
     deleted instead of kept. ``encoder`` turns payloads into bytes (default: JSON) and ``decoder``
@@ -155,6 +164,7 @@ class App:
         signatures_optional: bool = False,
         discard: Iterable[TaskState | str] = (),
         shutdown_grace: _Duration | None = None,
+        priority: Priority | None = None,
         encoder: Encoder | None = None,
         decoder: Decoder | None = None,
     ) -> None:
@@ -195,6 +205,7 @@ class App:
             "shutdown_grace": shutdown_grace,
             "verification_key": verifier,
             "signatures_optional": signatures_optional,
+            "priority": priority,
         }
         self._queues = Queues(queue, queues)
         self._encoder = encoder
@@ -311,6 +322,9 @@ class App:
             load_dependency_results=options.get("load_dependency_results", False),
             unique_key=options.get("unique_key"),
             unique_for=options.get("unique_for"),
+            run_at=options.get("run_at"),
+            delay=options.get("delay"),
+            trace_context=options.get("trace_context"),
         )
 
     async def enqueue(
@@ -328,9 +342,16 @@ class App:
         ``encoder``); ``bytes`` are stored as they are. ``queue`` is a :class:`Queue` or a name,
         opened (created unless it exists) on first use. With ``unique_key``, the pending task
         holding that key is returned instead when there is one.
+
+        With OpenTelemetry installed, the enqueue runs in a ``jetjobs.enqueue`` span whose context
+        the task carries to its handler's ``jetjobs.handle`` span (unless it has a
+        ``trace_context`` of its own).
         """
         made = self._make_task(task, payload, options)
-        return await (await self.queue(queue)).enqueue(made)
+        handle = await self.queue(queue)
+        with producing(handle.name, 1) as context:
+            (made,) = sending([made], context)
+            return await handle.enqueue(made)
 
     def enqueue_sync(
         self,
@@ -342,7 +363,10 @@ class App:
     ) -> Task:
         """:meth:`enqueue` for code without an event loop (any thread; the GIL is released)."""
         made = self._make_task(task, payload, options)
-        return self.queue_sync(queue).enqueue_sync(made)
+        handle = self.queue_sync(queue)
+        with producing(handle.name, 1) as context:
+            (made,) = sending([made], context)
+            return handle.enqueue_sync(made)
 
     def _make_tasks(self, tasks: Iterable[Task | tuple[str, Any]]) -> list[Task]:
         made = []
@@ -364,13 +388,18 @@ class App:
         :class:`JetJobsError` its enqueue failed with; one failure does not stop the others.
         """
         made = self._make_tasks(tasks)
-        return await (await self.queue(queue)).enqueue_many(made)
+        handle = await self.queue(queue)
+        with producing(handle.name, len(made)) as context:
+            return await handle.enqueue_many(sending(made, context))
 
     def enqueue_many_sync(
         self, tasks: Iterable[Task | tuple[str, Any]], *, queue: QueueLike | None = None
     ) -> list[Task | JetJobsError]:
         """:meth:`enqueue_many` for code without an event loop."""
-        return self.queue_sync(queue).enqueue_many_sync(self._make_tasks(tasks))
+        made = self._make_tasks(tasks)
+        handle = self.queue_sync(queue)
+        with producing(handle.name, len(made)) as context:
+            return handle.enqueue_many_sync(sending(made, context))
 
     async def enqueue_chain(
         self, tasks: Iterable[Task | tuple[str, Any]], *, queue: QueueLike | None = None
@@ -382,7 +411,10 @@ class App:
         first error (the steps before it are enqueued). A failed step makes the ones after it
         ``unreachable``.
         """
-        return await (await self.queue(queue)).enqueue_chain(self._make_tasks(tasks))
+        made = self._make_tasks(tasks)
+        handle = await self.queue(queue)
+        with producing(handle.name, len(made)) as context:
+            return await handle.enqueue_chain(sending(made, context))
 
     async def enqueue_chord(
         self,
@@ -397,9 +429,11 @@ class App:
         ``task.dependency_results``. Returns ``(group, callback)`` as stored. A failed member
         makes the callback ``unreachable``.
         """
-        (made_callback,) = self._make_tasks([callback])
+        made = self._make_tasks([*group, callback])
         handle = await self.queue(queue)
-        return await handle.enqueue_chord(self._make_tasks(group), made_callback)
+        with producing(handle.name, len(made)) as context:
+            *members, made_callback = sending(made, context)
+            return await handle.enqueue_chord(members, made_callback)
 
     async def wait_for(self, task: Task | str, *, timeout: timedelta | float | None = None) -> Task:
         """Wait until ``task`` (a :class:`Task` or an id, of any queue) is final.

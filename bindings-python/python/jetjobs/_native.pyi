@@ -2,7 +2,7 @@
 """Type stubs of the native module: the jetjobs engine's types, converted (checked by stubtest)."""
 
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, Union, final
 
@@ -54,6 +54,7 @@ __all__ = [
     "LeaderElectedEvent",
     "Mux",
     "PayloadTooLarge",
+    "Priority",
     "Queue",
     "QueueConsumerNotFound",
     "QueueHandle",
@@ -81,6 +82,7 @@ __all__ = [
     "TasksInfo",
     "TerminateTask",
     "Timeout",
+    "TraceContext",
     "UnknownDiscardPolicy",
     "UnknownEventType",
     "UnknownRetryPolicy",
@@ -164,7 +166,17 @@ class Task:
         load_dependency_results: bool = False,
         unique_key: str | None = None,
         unique_for: timedelta | float | None = None,
+        run_at: _Time | None = None,
+        delay: _Duration | None = None,
+        trace_context: TraceContext | None = None,
     ) -> Self: ...
+    @property
+    def run_at(self) -> datetime | None: ...
+    @property
+    def run_at_str(self) -> str | None: ...
+    @property
+    def trace_context(self) -> TraceContext | None: ...
+    def with_trace_context(self, context: TraceContext) -> Task: ...
     @property
     def unique_key(self) -> str | None: ...
     @property
@@ -231,12 +243,26 @@ class TaskContext:
     """A running try's deadline, cancellation and progress signal."""
 
     @property
+    def trace_context(self) -> TraceContext | None: ...
+    @property
     def remaining(self) -> timedelta: ...
     @property
     def is_cancelled(self) -> bool: ...
     def cancelled(self) -> Awaitable[None]: ...
     def mark_in_progress(self) -> Awaitable[None]: ...
     def mark_in_progress_sync(self) -> None: ...
+
+@final
+class TraceContext:
+    """A W3C trace context: the span an enqueue happened in, sent in the work item's headers."""
+
+    def __new__(cls, traceparent: str, tracestate: str | None = None) -> Self: ...
+    @property
+    def traceparent(self) -> str: ...
+    @property
+    def tracestate(self) -> str | None: ...
+    @property
+    def trace_id(self) -> str: ...
 
 @final
 class Queue:
@@ -415,11 +441,21 @@ class Worker:
         shutdown_grace: _Duration | None = None,
         verification_key: TaskVerifier | None = None,
         signatures_optional: bool = False,
+        priority: Priority | None = None,
     ) -> Self: ...
     def consume(self, queue: QueueHandle, mux: Mux) -> None: ...
     def run(
         self, shutdown: CancellationToken, hard_stop: CancellationToken | None = None
     ) -> Awaitable[None]: ...
+
+@final
+class Priority:
+    """How a worker shares its handler slots between queues with tasks waiting."""
+
+    @staticmethod
+    def strict(queues: Sequence[str]) -> Priority: ...
+    @staticmethod
+    def weighted(weights: Mapping[str, int]) -> Priority: ...
 
 @final
 class KvBucket:

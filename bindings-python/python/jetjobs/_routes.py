@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import _tracing
 from ._native import Task
 from ._threads import HandlerThreads
 
@@ -100,6 +101,20 @@ class Route:
     def __call__(self, task: Task) -> Any:
         if self.decoder is not None:
             task = task.with_decoder(self.decoder)
+        if _tracing.ENABLED:
+            return self._traced(task)
+        return self._run(task)
+
+    def _run(self, task: Task) -> Any:
         if self.is_async:
             return self.chain(task)
         return self.threads.run(self.chain, task)
+
+    async def _traced(self, task: Task) -> Any:
+        # The span is current in this asyncio task, and so in the contextvars a sync chain's
+        # thread runs in (`HandlerThreads.run` copies them when awaited, inside the span).
+        with _tracing.handling(task):
+            result = self._run(task)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
