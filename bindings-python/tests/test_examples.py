@@ -70,15 +70,16 @@ async def test_readme_more_runs_as_written(nats_url: str, tmp_path: Path) -> Non
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, stderr.decode()
     lines = stdout.decode().splitlines()
-    assert lines[:5] == [
+    assert lines[:6] == [
         "result: report 2026-11",
         "batch: 4950",
         "unique: True",
+        "delayed: 41",
         "chain: 6",
         "cancelled: terminated",
     ]
-    assert lines[5].startswith("failed: ") and lines[5].endswith("bad month: terminate task")
-    assert lines[6] == "dead letters: 1"
+    assert lines[6].startswith("failed: ") and lines[6].endswith("bad month: terminate task")
+    assert lines[7] == "dead letters: 1"
 
 
 async def test_quickstart_example() -> None:
