@@ -619,6 +619,15 @@ async fn corrupt_items_are_terminated_and_the_worker_keeps_going() {
             &br#"{"kind":0,"job":"2Xq0000000000000000000unknown"}"#[..],
         ),
         ("CHORIA_AJ.Q.TEST.nojob", &br#"{"kind":0}"#[..]),
+        // An item whose task document is garbage.
+        (
+            "CHORIA_AJ.T.2Xq00000000000000000000garbage",
+            &b"\x00not a task"[..],
+        ),
+        (
+            "CHORIA_AJ.Q.TEST.garbage",
+            &br#"{"kind":0,"job":"2Xq00000000000000000000garbage"}"#[..],
+        ),
     ] {
         js.publish(subject, bytes::Bytes::copy_from_slice(body))
             .await

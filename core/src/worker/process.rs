@@ -53,6 +53,10 @@ impl QueueConsumer {
                 tracing::warn!(task = %item.job, "terminating work item of a task that does not exist");
                 return delivery.term().await;
             }
+            Err(e) if e.kind() == ErrorKind::InvalidDocument => {
+                tracing::warn!(task = %item.job, error = %e, "terminating work item of a corrupt task document");
+                return delivery.term().await;
+            }
             Err(e) => {
                 tracing::warn!(task = %item.job, error = %e, "loading task failed; retrying later");
                 return delivery.nak(BLOCKED_NAK_DELAY).await;
