@@ -202,6 +202,21 @@ export declare class Mux {
   routeFor(taskType: string): string | null
 }
 
+/**
+ * Which waiting task gets a freed handler slot when several queues have some; see
+ * `jetjobs::Priority`. Queues are checked against the consumed ones when the worker runs
+ * (unknown, duplicate, weight 0: `InvalidOption`).
+ */
+export declare class Priority {
+  /** A queue listed earlier always goes first; consumed queues not listed come last. */
+  static strict(queues: Array<string>): Priority
+  /**
+   * Freed slots go to the queues with waiting tasks in proportion to their weights;
+   * consumed queues not listed weigh 1.
+   */
+  static weighted(weights: Array<QueueWeight>): Priority
+}
+
 /** One open queue: enqueue to it, load and retry its tasks, read its counts, purge it. */
 export declare class QueueHandle {
   /** The queue's name. */
@@ -301,6 +316,9 @@ export declare class Task {
   /** RFC 3339, exact; null when there is no deadline. */
   get deadline(): string | null
   get deadlineNs(): bigint | null
+  /** RFC 3339, exact: the time before which the task is not started; null when it has none. */
+  get runAt(): string | null
+  get runAtNs(): bigint | null
   get maxTries(): number
   get result(): TaskResult | null
   /**
@@ -327,6 +345,8 @@ export declare class TaskContext {
   get callId(): number
   /** Milliseconds left before the deadline. */
   get remainingMs(): number
+  /** The trace context the task's enqueue sent; null when it sent none. */
+  get traceContext(): TraceContext | null
   /** True once the deadline passed or the worker is shutting down hard. */
   get isCancelled(): boolean
   /** Reports success; `json` is the result as JSON text (absent for `null`). */
@@ -407,6 +427,11 @@ export declare class WorkerOptions {
    */
   discardStates(states: Array<string>): void
   shutdownGraceMs(ms: number): void
+  /**
+   * How the worker shares its slots between its queues when more than one has tasks
+   * waiting; its queues are checked when the worker runs.
+   */
+  priority(priority: Priority): void
   verificationKey(verifier: TaskVerifier): void
   signaturesOptional(): void
   /** The configured concurrency. */
@@ -569,6 +594,13 @@ export interface QueueSettings {
   maxConcurrent: number
 }
 
+/** One queue's weight in a weighted priority. */
+export interface QueueWeight {
+  queue: string
+  /** A whole number; the least the worker accepts is 1. */
+  weight: number
+}
+
 /** The names `RetryPolicy.named` accepts. */
 export declare function retryPolicyNames(): Array<string>
 
@@ -613,6 +645,30 @@ export interface TaskSpec {
   uniqueKey?: string
   /** How long the key holds after its task is final, in ms (default 0). */
   uniqueForMs?: number
+  /** Not started before this long from now, in ms; not with `runAt`. */
+  delayMs?: number
+  /** RFC 3339 time before which the task is not started; not with `delayMs`. */
+  runAt?: string
+  /** The W3C trace context to send with the enqueue, for the handler to continue the trace. */
+  traceContext?: TraceContextSpec
+}
+
+/** The trace context a task's enqueue sent. */
+export interface TraceContext {
+  /** The W3C `traceparent` header value. */
+  traceparent: string
+  /** The W3C `tracestate` header value, if any. */
+  tracestate?: string | null
+  /** The trace id, 32 hex digits. */
+  traceId: string
+}
+
+/** A trace context to send with an enqueue. */
+export interface TraceContextSpec {
+  /** The W3C `traceparent` header value (`00-<32 hex>-<16 hex>-<2 hex>`). */
+  traceparent: string
+  /** The W3C `tracestate` header value. */
+  tracestate?: string
 }
 
 /**

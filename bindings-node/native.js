@@ -843,6 +843,7 @@ module.exports.EventStream = nativeBinding.EventStream
 module.exports.Kv = nativeBinding.Kv
 module.exports.KvWatch = nativeBinding.KvWatch
 module.exports.Mux = nativeBinding.Mux
+module.exports.Priority = nativeBinding.Priority
 module.exports.QueueHandle = nativeBinding.QueueHandle
 module.exports.RetryPolicy = nativeBinding.RetryPolicy
 module.exports.StorageAdmin = nativeBinding.StorageAdmin

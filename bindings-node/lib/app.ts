@@ -17,11 +17,13 @@ import { EventStream, type EventsOptions } from './events.js'
 import { abandon, compose, dispatch, ignore, Slots, type Call, type Handler, type Middleware } from './handler.js'
 import { kNative } from './internal.js'
 import { Kv, KvBucket, type KvWatch } from './kv.js'
+import { Priority } from './priority.js'
 import { Queue, type QueueSettings } from './queue.js'
 import { enqueueMany, QueueHandle, settled, taskSpec, type EnqueueOptions, type TaskInput, type WaitOptions } from './queueHandle.js'
 import { RetryPolicy, type RetryPolicyName } from './retry.js'
 import { TaskSigner, TaskVerifier } from './signing.js'
 import { Task } from './task.js'
+import { traceEnqueue } from './tracing.js'
 
 /** States that can be deleted instead of stored. */
 export type DiscardState = 'complete' | 'expired' | 'terminated'
@@ -38,6 +40,12 @@ export interface AppOptions {
   queues?: ReadonlyArray<Queue | string>
   /** Handlers this app runs at once, over every queue (default 10). */
   concurrency?: number
+  /**
+   * Which queue's waiting task gets a freed handler slot when several have some:
+   * `Priority.strict([...])` or `Priority.weighted({...})`. Its queues must be ones `run()`
+   * consumes (else `run()` rejects with `InvalidOptionError`). Default: first come, first served.
+   */
+  priority?: Priority
   /** Backoff between tries (default asyncjobs' `default`, 10 minutes). */
   retryPolicy?: RetryPolicyName | RetryPolicy
   /** Signs every enqueued task: a `TaskSigner` or a hex seed. */
@@ -128,6 +136,10 @@ function verifier(key: TaskVerifier | string): TaskVerifier {
 function workerOptions(o: AppOptions): native.WorkerOptions {
   const n = new native.WorkerOptions()
   if (o.concurrency !== undefined) n.concurrency(o.concurrency)
+  if (o.priority !== undefined) {
+    if (!(o.priority instanceof Priority)) throw new InvalidOptionError('priority must be a Priority (Priority.strict or Priority.weighted)')
+    n.priority(o.priority[kNative])
+  }
   if (o.retryPolicy !== undefined) {
     const policy = typeof o.retryPolicy === 'string' ? RetryPolicy.named(o.retryPolicy) : o.retryPolicy
     n.retryPolicy(policy[kNative])
@@ -272,7 +284,7 @@ export class App {
     const { queue, ...rest } = options
     const spec = taskSpec(type, payload, rest)
     const handle = await this.queue(queue ?? this.#defaultQueue)
-    return new Task<P>(await call(async () => handle[kNative].enqueue(spec)))
+    return new Task<P>(await traceEnqueue(handle.name, [spec], () => call(async () => handle[kNative].enqueue(spec))))
   }
 
   /**
@@ -302,7 +314,8 @@ export class App {
   async enqueueChain(tasks: Iterable<TaskInput>, options: { queue?: Queue | string } = {}): Promise<Task[]> {
     const handle = await this.queue(options.queue ?? this.#defaultQueue)
     const specs = [...tasks].map(({ type, payload, ...rest }) => taskSpec(type, payload, rest))
-    return (await call(async () => handle[kNative].enqueueChain(specs))).map((t) => new Task(t))
+    const stored = await traceEnqueue(handle.name, specs, () => call(async () => handle[kNative].enqueueChain(specs)))
+    return stored.map((t) => new Task(t))
   }
 
   /**
@@ -317,7 +330,10 @@ export class App {
     const handle = await this.queue(options.queue ?? this.#defaultQueue)
     const specs = [...group].map(({ type, payload, ...rest }) => taskSpec(type, payload, rest))
     const { type, payload, ...rest } = callback
-    const chord = await call(async () => handle[kNative].enqueueChord(specs, taskSpec(type, payload, rest)))
+    const last = taskSpec(type, payload, rest)
+    const chord = await traceEnqueue(handle.name, [...specs, last], () =>
+      call(async () => handle[kNative].enqueueChord(specs, last)),
+    )
     return { group: chord.group.map((t) => new Task(t)), callback: new Task(chord.callback) }
   }
 

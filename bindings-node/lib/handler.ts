@@ -4,12 +4,14 @@ import type * as native from '../native.js'
 import { call, TerminateTask } from './errors.js'
 import { kAbort, toJson } from './internal.js'
 import { Task } from './task.js'
+import { traceHandle, type TraceContext } from './tracing.js'
 
 /** A running handler's view of its try. */
 export class TaskContext {
   readonly #inner: native.TaskContext
   #controller: AbortController | undefined
   #aborted = false
+  #traceContext: TraceContext | null | undefined
 
   /** @internal */
   constructor(inner: native.TaskContext) {
@@ -30,6 +32,18 @@ export class TaskContext {
   /** The deadline of this try. */
   get deadline(): Date {
     return new Date(Date.now() + this.#inner.remainingMs)
+  }
+  /**
+   * The W3C trace context the task's enqueue sent (its `jetjobs.enqueue` span's, or the
+   * `traceContext` option); `null` when it sent none.
+   */
+  get traceContext(): TraceContext | null {
+    if (this.#traceContext === undefined) {
+      const sent = this.#inner.traceContext
+      this.#traceContext =
+        sent == null ? null : Object.freeze({ traceparent: sent.traceparent, tracestate: sent.tracestate ?? null, traceId: sent.traceId })
+    }
+    return this.#traceContext
   }
   get isCancelled(): boolean {
     return this.#aborted || this.#inner.isCancelled
@@ -182,7 +196,7 @@ export async function dispatch(
   }
   entry.running = true
   try {
-    const value = await invoke(new Task(task), ctx)
+    const value = await traceHandle(task, ctx.traceContext, () => invoke(new Task(task), ctx))
     nativeCtx.complete(toJson(value ?? null) ?? 'null')
   } catch (error) {
     if (error instanceof TerminateTask) nativeCtx.fail(error.reason, true)

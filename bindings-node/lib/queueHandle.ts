@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /** `QueueHandle`: one open queue (enqueue, load, retry, info, purge), and how payloads are stored. */
 import type * as native from '../native.js'
-import { call, errorFor, InvalidPayloadError } from './errors.js'
+import { call, errorFor, InvalidOptionError, InvalidPayloadError } from './errors.js'
 import { kNative, toJson } from './internal.js'
 import type { QueueInfo, QueueSettings } from './queue.js'
 import { Task } from './task.js'
+import { traceEnqueue } from './tracing.js'
 
 export interface EnqueueOptions {
   /** Replaces the generated KSUID. */
@@ -24,6 +25,22 @@ export interface EnqueueOptions {
   uniqueKey?: string
   /** How long the key holds after its task is final (default 0). */
   uniqueForMs?: number
+  /**
+   * Not started before this many milliseconds from now: the task is stored `new` and its work
+   * item held back until then. Not with `runAt` (`InvalidOptionError`).
+   */
+  delay?: number
+  /**
+   * Not started before this time (a past time means now). A string is used exactly as given
+   * (RFC 3339). Not with `delay` (`InvalidOptionError`), nor after `deadline`.
+   */
+  runAt?: Date | string
+  /**
+   * The W3C trace context to send to the handler (`ctx.traceContext`), e.g. another task's
+   * `ctx.traceContext`; a malformed `traceparent` is an `InvalidOptionError`. Without it, when
+   * `@opentelemetry/api` is installed, the enqueue sends its own `jetjobs.enqueue` span's context.
+   */
+  traceContext?: { readonly traceparent: string; readonly tracestate?: string | null }
 }
 
 /** How long `waitFor` and `enqueueAndWait` wait. */
@@ -57,20 +74,31 @@ function encodePayload(payload: unknown): string | Buffer | undefined {
   return text
 }
 
+/** A time option as RFC 3339: a string exactly as given; an invalid `Date` is an `InvalidOptionError`. */
+function rfc3339(what: string, time: Date | string): string {
+  if (typeof time === 'string') return time
+  if (Number.isNaN(time.getTime())) throw new InvalidOptionError(`${what} is an invalid Date`)
+  return time.toISOString()
+}
+
 /** @internal What `enqueue` hands the engine. */
 export function taskSpec(type: string, payload: unknown, options: EnqueueOptions): native.TaskSpec {
   const spec: native.TaskSpec = { type }
   const encoded = encodePayload(payload)
   if (encoded !== undefined) spec.payload = encoded
   if (options.id !== undefined) spec.id = options.id
-  if (options.deadline !== undefined) {
-    spec.deadline = typeof options.deadline === 'string' ? options.deadline : options.deadline.toISOString()
-  }
+  if (options.deadline !== undefined) spec.deadline = rfc3339('deadline', options.deadline)
   if (options.maxTries !== undefined) spec.maxTries = options.maxTries
   if (options.dependsOn !== undefined) spec.dependencies = options.dependsOn.map((d) => (typeof d === 'string' ? d : d.id))
   if (options.loadDependencies !== undefined) spec.loadDependencies = options.loadDependencies
   if (options.uniqueKey !== undefined) spec.uniqueKey = options.uniqueKey
   if (options.uniqueForMs !== undefined) spec.uniqueForMs = options.uniqueForMs
+  if (options.delay !== undefined) spec.delayMs = options.delay
+  if (options.runAt !== undefined) spec.runAt = rfc3339('runAt', options.runAt)
+  if (options.traceContext !== undefined) {
+    const { traceparent, tracestate } = options.traceContext
+    spec.traceContext = tracestate == null ? { traceparent } : { traceparent, tracestate }
+  }
   return spec
 }
 
@@ -98,7 +126,7 @@ export class QueueHandle {
    */
   async enqueue<P = unknown>(type: string, payload?: P, options: EnqueueOptions = {}): Promise<Task<P>> {
     const spec = taskSpec(type, payload, options)
-    return new Task<P>(await call(async () => this.#inner.enqueue(spec)))
+    return new Task<P>(await traceEnqueue(this.name, [spec], () => call(async () => this.#inner.enqueue(spec))))
   }
   /**
    * Stores many tasks with pipelined writes. Resolves to one outcome per task, in order, shaped
@@ -108,7 +136,10 @@ export class QueueHandle {
   async enqueueMany<P = unknown>(tasks: Iterable<TaskInput<P>>): Promise<Array<PromiseSettledResult<Task<P>>>> {
     return enqueueMany<P>(this.#inner, tasks)
   }
-  /** Enqueues, then waits until the task is final, as `App.waitFor`. */
+  /**
+   * Enqueues, then waits until the task is final, as `App.waitFor` (with `@opentelemetry/api`,
+   * the `jetjobs.enqueue` span covers the wait too).
+   */
   async enqueueAndWait<P = unknown, R = unknown>(
     type: string,
     payload?: P,
@@ -116,7 +147,8 @@ export class QueueHandle {
   ): Promise<Task<P, R>> {
     const { timeoutMs, ...rest } = options
     const spec = taskSpec(type, payload, rest)
-    return new Task<P, R>(await call(async () => this.#inner.enqueueAndWait(spec, timeoutMs)))
+    const send = (): Promise<native.Task> => call(async () => this.#inner.enqueueAndWait(spec, timeoutMs))
+    return new Task<P, R>(await traceEnqueue(this.name, [spec], send))
   }
   /** Loads a task of any queue (verifying its signature when a verification key is configured). */
   async loadTask<P = unknown, R = unknown>(id: string): Promise<Task<P, R>> {
@@ -151,7 +183,7 @@ export async function enqueueMany<P>(
       early.push({ status: 'rejected', reason })
     }
   }
-  const outcomes = await call(async () => queue.enqueueMany(specs))
+  const outcomes = await traceEnqueue(queue.name, specs, () => call(async () => queue.enqueueMany(specs)))
   let next = 0
   return early.map((rejected): PromiseSettledResult<Task<P>> => {
     if (rejected !== undefined) return rejected

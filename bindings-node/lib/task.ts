@@ -142,6 +142,14 @@ export class Task<P = unknown, R = unknown> {
   get deadlineAt(): Date | null {
     return dateOrNull(this.deadline)
   }
+  /** When the task is due (enqueued with `delay` or `runAt`): not started before it; `null` when none. */
+  get runAt(): Date | null {
+    return dateOrNull(this[kNative].runAt)
+  }
+  /** The same instant in nanoseconds since the epoch, exact. */
+  get runAtNs(): bigint | null {
+    return this[kNative].runAtNs
+  }
   /** When a handler last took it, exact RFC 3339; `null` when never. */
   get tried(): string | null {
     return this[kNative].tried

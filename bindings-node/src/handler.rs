@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{promise, to_ms};
 use crate::task::Task;
+use crate::trace::TraceContext;
 
 /// The JS function the processor calls: `(task, ctx) => void`; it must eventually call
 /// `ctx.complete` or `ctx.fail`.
@@ -160,6 +161,12 @@ impl TaskContext {
     #[napi(getter)]
     pub fn remaining_ms(&self) -> f64 {
         to_ms(self.inner.remaining())
+    }
+
+    /// The trace context the task's enqueue sent; null when it sent none.
+    #[napi(getter)]
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        self.inner.trace_context().map(TraceContext::from)
     }
 
     /// True once the deadline passed or the worker is shutting down hard.

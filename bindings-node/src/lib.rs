@@ -11,11 +11,13 @@ pub mod events;
 pub mod handler;
 pub mod kv;
 pub mod mux;
+pub mod priority;
 pub mod queue;
 pub mod queue_handle;
 pub mod retry;
 pub mod signing;
 pub mod task;
+pub mod trace;
 pub mod worker;
 
 use napi_derive::napi;

@@ -11,7 +11,8 @@ use napi::Env;
 use napi::bindgen_prelude::{BigInt, Buffer, Either};
 use napi_derive::napi;
 
-use crate::error::{check, invalid_option};
+use crate::error::{check, duration_ms, invalid_option};
+use crate::trace::TraceContextSpec;
 
 /// What `enqueue` builds a task from (`Task::new` and its `with_*` options).
 #[napi(object, object_to_js = false)]
@@ -37,6 +38,12 @@ pub struct TaskSpec {
     pub unique_key: Option<String>,
     /// How long the key holds after its task is final, in ms (default 0).
     pub unique_for_ms: Option<f64>,
+    /// Not started before this long from now, in ms; not with `runAt`.
+    pub delay_ms: Option<f64>,
+    /// RFC 3339 time before which the task is not started; not with `delayMs`.
+    pub run_at: Option<String>,
+    /// The W3C trace context to send with the enqueue, for the handler to continue the trace.
+    pub trace_context: Option<TraceContextSpec>,
 }
 
 impl TaskSpec {
@@ -64,7 +71,7 @@ impl TaskSpec {
         match (self.unique_key, self.unique_for_ms) {
             (Some(key), window) => {
                 let window = window.map_or(Ok(std::time::Duration::ZERO), |ms| {
-                    crate::error::duration_ms("uniqueForMs", ms)
+                    duration_ms("uniqueForMs", ms)
                 })?;
                 task = task.with_unique_key(key, window);
             }
@@ -74,6 +81,17 @@ impl TaskSpec {
                 ));
             }
             (None, None) => {}
+        }
+        match (self.delay_ms, self.run_at) {
+            (Some(_), Some(_)) => {
+                return Err(invalid_option("give a task a delay or a runAt, not both"));
+            }
+            (Some(ms), None) => task = task.with_delay(duration_ms("delay", ms)?),
+            (None, Some(run_at)) => task = task.with_run_at(run_at.parse::<Timestamp>()?),
+            (None, None) => {}
+        }
+        if let Some(context) = self.trace_context {
+            task = task.with_trace_context(context.into_core()?);
         }
         Ok(task)
     }
@@ -216,6 +234,17 @@ impl Task {
     #[napi(getter)]
     pub fn deadline_ns(&self) -> Option<BigInt> {
         nanos(self.inner.deadline)
+    }
+
+    /// RFC 3339, exact: the time before which the task is not started; null when it has none.
+    #[napi(getter)]
+    pub fn run_at(&self) -> Option<String> {
+        self.inner.run_at.map(|t| t.to_string())
+    }
+
+    #[napi(getter)]
+    pub fn run_at_ns(&self) -> Option<BigInt> {
+        nanos(self.inner.run_at)
     }
 
     #[napi(getter)]

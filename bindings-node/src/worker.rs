@@ -10,6 +10,7 @@ use crate::cancellation_token::CancellationToken;
 use crate::client::Client;
 use crate::error::{check, duration_ms, positive_count, promise};
 use crate::mux::Mux;
+use crate::priority::Priority;
 use crate::queue_handle::QueueHandle;
 use crate::retry::RetryPolicy;
 use crate::signing::TaskVerifier;
@@ -68,6 +69,14 @@ impl WorkerOptions {
         let d = check(env, duration_ms("shutdownGraceMs", ms))?;
         self.update(|o| o.shutdown_grace(d));
         Ok(())
+    }
+
+    /// How the worker shares its slots between its queues when more than one has tasks
+    /// waiting; its queues are checked when the worker runs.
+    #[napi]
+    pub fn priority(&mut self, priority: &Priority) {
+        let priority = priority.inner.clone();
+        self.update(|o| o.priority(priority));
     }
 
     #[napi]
