@@ -94,6 +94,9 @@ bench: setup ## Throughput and latency against the server baseline, in one run
 	BENCH_JSON=$(CURDIR)/target/bench.json cargo run --release -p jetjobs-bench
 	$(MAKE) --no-print-directory bench-python bench-node
 
+bench-scale: setup ## A 1,000,000-task backlog: producer and worker RSS, drain rate, every task complete (not in `make test`)
+	cargo run --release -p jetjobs-bench --bin scale
+
 bench-python: ## Python handler figures as ratios of the Rust run above (reads target/bench.json)
 	$(MAKE) --no-print-directory python-tools
 	$(PY_MATURIN) develop --release
@@ -113,4 +116,4 @@ node-demo: setup ## Node SDK demo: a Node worker handles a few tasks (own nats-s
 
 .PHONY: node-demo
 
-.PHONY: help setup demo check check-rust go-check node-check test-rust test-examples test-python test-node test bench bench-python bench-node
+.PHONY: help setup demo check check-rust go-check node-check test-rust test-examples test-python test-node test bench bench-scale bench-python bench-node
