@@ -61,15 +61,16 @@ test('the README "More in Node" block compiles under --strict and runs as writte
     timeout: 120_000,
   })
   const lines = stdout.trim().split('\n')
-  assert.deepEqual(lines.slice(0, 5), [
+  assert.deepEqual(lines.slice(0, 6), [
     'result: report 2026-11',
     'batch: 4950',
     'unique: true',
+    'delayed: 41',
     'chain: 6',
     'cancelled: terminated',
   ])
-  assert.match(lines[5], /^failed: task \S+ is terminated: bad month: terminate task$/)
-  assert.equal(lines[6], 'dead letters: 1')
+  assert.match(lines[6], /^failed: task \S+ is terminated: bad month: terminate task$/)
+  assert.equal(lines[7], 'dead letters: 1')
 })
 
 test('examples/node/quickstart.mts is the README quick start', () => {
