@@ -97,6 +97,9 @@ bench: setup ## Throughput and latency against the server baseline, in one run
 bench-scale: setup ## A 1,000,000-task backlog: producer and worker RSS, drain rate, every task complete (not in `make test`)
 	cargo run --release -p jetjobs-bench --bin scale
 
+fuzz: setup ## Long property runs of every network decoder and the cron parser (make test runs 256 cases each)
+	PROPTEST_CASES=$${FUZZ_CASES:-200000} cargo test --release -p jetjobs --lib decoder_properties
+
 bench-python: ## Python handler figures as ratios of the Rust run above (reads target/bench.json)
 	$(MAKE) --no-print-directory python-tools
 	$(PY_MATURIN) develop --release
@@ -116,4 +119,4 @@ node-demo: setup ## Node SDK demo: a Node worker handles a few tasks (own nats-s
 
 .PHONY: node-demo
 
-.PHONY: help setup demo check check-rust go-check node-check test-rust test-examples test-python test-node test bench bench-scale bench-python bench-node
+.PHONY: help setup demo check check-rust go-check node-check test-rust test-examples test-python test-node test fuzz bench bench-scale bench-python bench-node

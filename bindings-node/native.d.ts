@@ -54,6 +54,19 @@ export declare class Client {
   kv(bucket: KvBucketOptions): Promise<Kv>
   /** Subscribes to lifecycle events; only events published after this resolves are seen. */
   events(): Promise<EventStream>
+  /**
+   * Stores `schedule`; `ScheduleExists` if one of that name exists. The elected scheduler
+   * starts firing it without a restart.
+   */
+  createSchedule(schedule: ScheduledTask): Promise<ScheduledTask>
+  /** The schedule named `name`; `ScheduleNotFound` if there is none. */
+  loadSchedule(name: string): Promise<ScheduledTask>
+  /** Every schedule, by name. */
+  schedules(): Promise<Array<ScheduledTask>>
+  /** Removes the schedule named `name`; `ScheduleNotFound` if there is none. */
+  removeSchedule(name: string): Promise<void>
+  /** Every schedule as it is now, then each change; resolves once watching. */
+  watchSchedules(): Promise<ScheduleWatch>
   /** Storage administration: queues and tasks. */
   admin(): StorageAdmin
   /**
@@ -90,6 +103,11 @@ export declare class ClientOptions {
   /** States to delete instead of store: `complete`, `expired`, `terminated`. */
   discardStates(states: Array<string>): void
   shutdownGraceMs(ms: number): void
+  /**
+   * Workers and schedulers of this client serve Prometheus metrics on
+   * `http://0.0.0.0:<port>/metrics`; a port above 65535 is `InvalidOption`.
+   */
+  prometheusPort(port: number): void
   /** Connects to a comma-separated list of server URLs and prepares storage. */
   connect(servers: string): Promise<Client>
 }
@@ -196,6 +214,13 @@ export declare class Mux {
    * reports its outcome with `ctx.complete(json)` or `ctx.fail(message, terminate)`.
    */
   handle(taskType: string, handler: (task: Task, ctx: TaskContext) => void): void
+  /**
+   * Routes `taskType` to remote responders over NATS request-reply on `client`'s connection
+   * (asyncjobs' `Mux.RequestReply`): each try is a request to `CHORIA_AJ.H.T.<taskType>`.
+   */
+  requestReply(taskType: string, client: Client): void
+  /** Routes `taskType` to an external command (asyncjobs' `Mux.ExternalProcess`). */
+  externalProcess(taskType: string, command: string): void
   /** Releases the handlers without running them. */
   close(): void
   /** The registered type that `taskType` routes to, if any. */
@@ -252,6 +277,34 @@ export declare class QueueHandle {
   purge(): Promise<void>
 }
 
+/**
+ * Serves one routing type to asyncjobs request-reply workers on `CHORIA_AJ.H.T.<type>`, in a
+ * queue group. Its handler is held (keeping the process alive) until `run` ends or `close()`.
+ */
+export declare class Responder {
+  /**
+   * `handler(task, ctx)` reports with `ctx.complete(json)` or `ctx.fail(message, terminate)`;
+   * `onAbort(callId)` is called when a call is abandoned (its deadline passed).
+   */
+  constructor(client: Client, taskType: string, handler: (task: Task, ctx: TaskContext) => void, onAbort: (callId: number) => void, concurrency?: number | undefined | null, queueGroup?: string | undefined | null)
+  /** The routing type served. */
+  get taskType(): string
+  /** The subject served, `CHORIA_AJ.H.T.<type>` (`catchall` for `''`). */
+  get subject(): string
+  /**
+   * Subscribes now: requests sent once this resolves reach this responder (they wait for
+   * `run`).
+   */
+  listen(): Promise<void>
+  /**
+   * Answers requests until `shutdown` is cancelled, then waits for the running handlers. The
+   * handler is released when the returned promise settles.
+   */
+  run(shutdown: CancellationToken): Promise<void>
+  /** Releases the handler without running. */
+  close(): void
+}
+
 /** How long to wait before the next try; see `jetjobs::RetryPolicy`. */
 export declare class RetryPolicy {
   /** One of asyncjobs' named policies: `default` (= `10m`), `10m`, `1h`, `1m`. */
@@ -264,6 +317,47 @@ export declare class RetryPolicy {
   static exponential(initialMs: number, maxMs: number, jitter: number): RetryPolicy
   /** The delay before the next try after `deliveries` deliveries, in milliseconds. */
   delayMs(deliveries: number): number
+}
+
+/** A task created on a cron schedule by the elected scheduler (asyncjobs' `ScheduledTask`). */
+export declare class ScheduledTask {
+  /**
+   * A schedule `name` creating tasks like `task` (its type, payload and max tries; its deadline,
+   * if set, as an offset from each firing, rounded to seconds) on `queue` at each time
+   * `schedule` gives. Throws `InvalidScheduleName`, `InvalidSchedule`, `InvalidQueueName`, or
+   * `ScheduleDeadlineTooShort` for a deadline under 30 s.
+   */
+  constructor(name: string, schedule: string, queue: string, task: TaskSpec)
+  /** Parses a stored schedule document (the JSON asyncjobs writes). */
+  static fromJson(document: string | Buffer): ScheduledTask
+  /** The document exactly as asyncjobs stores it. */
+  toJson(): string
+  get name(): string
+  /** The cron specification. */
+  get schedule(): string
+  get queue(): string
+  get taskType(): string
+  /** The created tasks' payload bytes; null when there are none. */
+  get payloadBytes(): Buffer | null
+  /**
+   * The created tasks' payload parsed as JSON (null when there is none), converted as task
+   * payloads are. Not JSON: `InvalidPayload`.
+   */
+  get payload(): unknown
+  /** Each created task's deadline from its creation, in ms; null for none. */
+  get deadlineMs(): number | null
+  /** Each created task's max tries (0: the engine's default). */
+  get maxTries(): number
+  /** When the schedule was created (RFC 3339, exact). */
+  get createdAt(): string
+}
+
+/** Every schedule as it is, then each change, pulled one per `next()`. */
+export declare class ScheduleWatch {
+  /** The next change, or null once the watch is closed. */
+  next(): Promise<ScheduleChange | null>
+  /** Ends the watch; a pending and every later `next()` resolve to null. */
+  close(): void
 }
 
 /** Lists, inspects and removes queues and tasks. */
@@ -363,6 +457,23 @@ export declare class TaskContext {
   markInProgress(): Promise<void>
 }
 
+/**
+ * Creates tasks from the schedules while elected leader of every scheduler sharing the server
+ * (Go asyncjobs' `TaskScheduler`s included); the others stand by.
+ */
+export declare class TaskScheduler {
+  /**
+   * A scheduler of `client`'s schedules, campaigning as `name` (unique per instance: the
+   * leader-elected event carries it). An empty name is `InvalidOption`.
+   */
+  constructor(client: Client, name: string)
+  get name(): string
+  /** True while this instance is the announced leader (the one creating tasks). */
+  get isLeader(): boolean
+  /** Campaigns and keeps the schedules' timers until `shutdown` is cancelled. */
+  run(shutdown: CancellationToken): Promise<void>
+}
+
 /** A private key that signs tasks on enqueue. */
 export declare class TaskSigner {
   /** From a 32-byte seed or Go's 64-byte `ed25519.PrivateKey`. */
@@ -434,6 +545,8 @@ export declare class WorkerOptions {
   priority(priority: Priority): void
   verificationKey(verifier: TaskVerifier): void
   signaturesOptional(): void
+  /** Runs a task scheduler campaigning as `name` alongside the queues while the worker runs. */
+  taskScheduler(name: string): void
   /** The configured concurrency. */
   get concurrencyLimit(): number
 }
@@ -488,7 +601,7 @@ export interface EnqueueOutcome {
 }
 
 /** The `code` of every error jetjobs raises; one per core `ErrorKind`. */
-export type ErrorCode = 'ERR_TASK_NOT_FOUND' | 'ERR_INVALID_TASK_TYPE' | 'ERR_INVALID_TASK_ID' | 'ERR_TASK_CANNOT_ENQUEUE' | 'ERR_TASK_UPDATE_FAILED' | 'ERR_TASK_ALREADY_SIGNED' | 'ERR_SIGNATURE_REQUIRES_QUEUE' | 'ERR_TASK_NOT_SIGNED' | 'ERR_SIGNATURE_INVALID' | 'ERR_INVALID_KEY' | 'ERR_QUEUE_NOT_FOUND' | 'ERR_QUEUE_CONSUMER_NOT_FOUND' | 'ERR_INVALID_QUEUE_NAME' | 'ERR_DUPLICATE_ITEM' | 'ERR_DUPLICATE_HANDLER' | 'ERR_UNKNOWN_RETRY_POLICY' | 'ERR_INVALID_RETRY_POLICY' | 'ERR_UNKNOWN_DISCARD_POLICY' | 'ERR_INVALID_PAYLOAD' | 'ERR_INVALID_DOCUMENT' | 'ERR_UNKNOWN_EVENT_TYPE' | 'ERR_INVALID_OPTION' | 'ERR_IN_PROGRESS_NOT_SUPPORTED' | 'ERR_CONNECTION' | 'ERR_STORAGE' | 'ERR_IO' | 'ERR_TASK_ALREADY_EXISTS' | 'ERR_INVALID_DEPENDENCIES' | 'ERR_PAYLOAD_TOO_LARGE' | 'ERR_KEY_EXISTS' | 'ERR_KEY_NOT_FOUND' | 'ERR_REVISION_MISMATCH' | 'ERR_ALREADY_RUNNING' | 'ERR_CLOSED' | 'ERR_TASK_FAILED' | 'ERR_TIMEOUT'
+export type ErrorCode = 'ERR_TASK_NOT_FOUND' | 'ERR_INVALID_TASK_TYPE' | 'ERR_INVALID_TASK_ID' | 'ERR_TASK_CANNOT_ENQUEUE' | 'ERR_TASK_UPDATE_FAILED' | 'ERR_TASK_ALREADY_SIGNED' | 'ERR_SIGNATURE_REQUIRES_QUEUE' | 'ERR_TASK_NOT_SIGNED' | 'ERR_SIGNATURE_INVALID' | 'ERR_INVALID_KEY' | 'ERR_QUEUE_NOT_FOUND' | 'ERR_QUEUE_CONSUMER_NOT_FOUND' | 'ERR_INVALID_QUEUE_NAME' | 'ERR_DUPLICATE_ITEM' | 'ERR_DUPLICATE_HANDLER' | 'ERR_UNKNOWN_RETRY_POLICY' | 'ERR_INVALID_RETRY_POLICY' | 'ERR_UNKNOWN_DISCARD_POLICY' | 'ERR_INVALID_PAYLOAD' | 'ERR_INVALID_DOCUMENT' | 'ERR_UNKNOWN_EVENT_TYPE' | 'ERR_INVALID_OPTION' | 'ERR_IN_PROGRESS_NOT_SUPPORTED' | 'ERR_CONNECTION' | 'ERR_STORAGE' | 'ERR_IO' | 'ERR_TASK_ALREADY_EXISTS' | 'ERR_INVALID_DEPENDENCIES' | 'ERR_PAYLOAD_TOO_LARGE' | 'ERR_KEY_EXISTS' | 'ERR_KEY_NOT_FOUND' | 'ERR_REVISION_MISMATCH' | 'ERR_ALREADY_RUNNING' | 'ERR_CLOSED' | 'ERR_TASK_FAILED' | 'ERR_TIMEOUT' | 'ERR_INVALID_SCHEDULE' | 'ERR_INVALID_SCHEDULE_NAME' | 'ERR_SCHEDULE_DEADLINE_TOO_SHORT' | 'ERR_SCHEDULE_EXISTS' | 'ERR_SCHEDULE_NOT_FOUND'
 
 /**
  * The `code` of every core `ErrorKind`, in the core's order: `lib/` and the tests check that each
@@ -553,6 +666,17 @@ export interface LifecycleEvent {
   component?: string
 }
 
+/** Counts of engine log events forwarded to JS and dropped; events below the level are neither. */
+export declare function logStats(): LogStats
+
+/** Counts of engine log events since the addon loaded. */
+export interface LogStats {
+  /** Queued for the log function. */
+  forwarded: number
+  /** Dropped: the queue to the JS thread was full, or no function could take them. */
+  dropped: number
+}
+
 /** A new KSUID, as task ids are. */
 export declare function newId(): string
 
@@ -601,8 +725,34 @@ export interface QueueWeight {
   weight: number
 }
 
+/**
+ * Every metric of this process in Prometheus' text exposition format (version 0.0.4), for a
+ * server of your own; `ClientOptions.prometheusPort` serves it from workers and schedulers.
+ */
+export declare function renderMetrics(): string
+
 /** The names `RetryPolicy.named` accepts. */
 export declare function retryPolicyNames(): Array<string>
+
+/** A change to the schedules: `stored` (created or replaced; `schedule` is set) or `removed`. */
+export interface ScheduleChange {
+  kind: 'stored' | 'removed'
+  name: string
+  schedule?: ScheduledTask
+}
+
+/**
+ * Changes the level `setLogSink`'s function gets events at: `'off'`, `'error'`, `'warn'`,
+ * `'info'`, `'debug'` or `'trace'`; anything else is `InvalidOption`.
+ */
+export declare function setLogLevel(level: 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off'): void
+
+/**
+ * Sends the engine's log events at `level` or more severe to `log(level, message)` from now on
+ * (replacing the function given before). The function is called on the JS thread, never keeps
+ * the process alive, and must not throw.
+ */
+export declare function setLogSink(level: 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off', log: (level: 'error' | 'warn' | 'info' | 'debug' | 'trace', message: string) => void): void
 
 /** A successful handler's stored outcome. */
 export interface TaskResult {

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { before, test } from 'node:test'
 
-import { App, RetryPolicy, TerminateTask } from 'jetjobs'
+import { App, Queue, RetryPolicy, TerminateTask } from 'jetjobs'
 import { useServer, waitFinal } from './helpers.mjs'
 
 const server = useServer()
@@ -84,5 +84,44 @@ test('Node producer -> Go worker; Node reads the results', { skip }, async () =>
     go.kill('SIGTERM')
     await exited
     await producer.close()
+  }
+})
+
+test('Go RequestReply worker -> Node responder', { skip }, async () => {
+  const queue = 'RRGONODE'
+  const node = new App({ servers: server.url, queue: new Queue(queue, { maxRunTimeMs: 20_000 }) })
+  node.responder('interop:node', async (task) => {
+    const { mode, fails } = task.payload
+    if (mode === 'fail' && task.tries <= fails) throw new Error(`node failure ${task.tries}`)
+    if (mode === 'terminate') throw new TerminateTask('node refused')
+    return { handled_by: 'node-responder', id: task.id, tries: task.tries }
+  })
+  const ids = []
+  for (const payload of [{ mode: 'succeed' }, { mode: 'fail', fails: 1 }, { mode: 'terminate' }]) {
+    ids.push((await node.enqueue('interop:node', payload)).id)
+  }
+  const args = ['worker', '-url', server.url, '-queue', queue, '-bind', '-type', 'interop:node', '-request-reply']
+  const go = spawn(driver, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise((resolve) => go.on('exit', resolve))
+  const ac = new AbortController()
+  // Only responders: the app runs no worker of its own.
+  const running = node.run({ signal: ac.signal, handleSignals: false })
+  try {
+    const [line] = await createInterface({ input: go.stdout })[Symbol.asyncIterator]().next().then((r) => [r.value])
+    assert.match(line, /"ready":true/)
+    const done = await Promise.all(ids.map((id) => waitFinal(node, id)))
+    assert.deepEqual(done.map((t) => t.state), ['complete', 'complete', 'terminated'])
+    // Go stored the reply bytes as a []byte (base64); a try before the responder listened is retried.
+    const reply = JSON.parse(Buffer.from(done[0].result.payload, 'base64').toString())
+    assert.deepEqual(reply, { handled_by: 'node-responder', id: ids[0], tries: done[0].tries })
+    assert.ok(done[1].tries >= 2)
+    assert.equal(done[2].lastErr, 'node refused: terminate task')
+    assert.equal(drive('load', '-url', server.url, '-id', ids[0])[0].result.payload, done[0].result.payload)
+  } finally {
+    ac.abort()
+    await running
+    go.kill('SIGTERM')
+    await exited
+    await node.close()
   }
 })

@@ -15,12 +15,14 @@ import {
 } from './errors.js'
 import { EventStream, type EventsOptions } from './events.js'
 import { abandon, compose, dispatch, ignore, Slots, type Call, type Handler, type Middleware } from './handler.js'
-import { kNative } from './internal.js'
+import { kClient, kNative } from './internal.js'
 import { Kv, KvBucket, type KvWatch } from './kv.js'
+import { setLogger, type Logger, type LogLevel } from './logging.js'
 import { Priority } from './priority.js'
 import { Queue, type QueueSettings } from './queue.js'
 import { enqueueMany, QueueHandle, settled, taskSpec, type EnqueueOptions, type TaskInput, type WaitOptions } from './queueHandle.js'
 import { RetryPolicy, type RetryPolicyName } from './retry.js'
+import { ScheduledTask, ScheduleWatch, type ScheduleOptions } from './scheduler.js'
 import { TaskSigner, TaskVerifier } from './signing.js'
 import { Task } from './task.js'
 import { traceEnqueue } from './tracing.js'
@@ -71,6 +73,22 @@ export interface AppOptions {
   password?: string
   token?: string
   tls?: { ca?: string; cert?: string; key?: string }
+  /**
+   * Where the engine's log events (corrupt items, outages, retries) go: `console` (the default)
+   * or any object with `error`, `warn`, `info` and `debug` methods. Per process, as the engine's
+   * log is: giving `logger` or `logLevel` calls `setLogger(logger, logLevel)`, replacing what an
+   * earlier App or `setLogger()` set; an App given neither leaves the setting alone.
+   */
+  logger?: Logger
+  /** The least severe engine events passed to `logger`: `'warn'` by default; `'off'` for none. */
+  logLevel?: LogLevel
+  /**
+   * Run a `TaskScheduler` campaigning as this name while `run()` runs (unique per scheduler, e.g.
+   * `${hostname()}-${process.pid}`): the elected one of all schedulers creates the scheduled tasks.
+   */
+  taskScheduler?: string
+  /** Serve Prometheus metrics on `http://0.0.0.0:<port>/metrics` while a worker or scheduler runs (see `renderMetrics`). */
+  prometheusPort?: number
 }
 
 /** Options of `App.enqueue`. */
@@ -97,11 +115,52 @@ export interface TaskOptions {
   middleware?: readonly Middleware[]
 }
 
+/** Options of `App.responder`. */
+export interface ResponderOptions {
+  /** Calls this responder runs at once (default 10); further requests wait. */
+  concurrency?: number
+  /** The queue group the responders of this type share (default: the subject). */
+  queueGroup?: string
+  /** Middleware for this responder only, inside the global middleware. */
+  middleware?: readonly Middleware[]
+}
+
+/** A route handled as asyncjobs delegates: by request-reply, or by an external command. */
+type Delegate = { readonly requestReply: true } | { readonly command: string }
+
 interface Route {
   readonly queue: string
   readonly type: string
-  readonly handler: Handler
+  /** Absent for a delegated route. */
+  readonly handler?: Handler
+  readonly delegate?: Delegate
   readonly middleware: readonly Middleware[]
+}
+
+interface ResponderRoute {
+  readonly type: string
+  readonly handler: Handler
+  readonly options: ResponderOptions
+}
+
+/** Runs every run to its end; the first to fail stops the others (`stop`), then its error is thrown. */
+async function together(runs: ReadonlyArray<() => Promise<void>>, stop: () => void): Promise<void> {
+  const outcomes = await Promise.allSettled(
+    runs.map((run) =>
+      call(run).catch((error: unknown) => {
+        stop()
+        throw error
+      }),
+    ),
+  )
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+  if (failed !== undefined) throw failed.reason
+}
+
+function checkHandler(type: string, handler: unknown): void {
+  if (typeof handler !== 'function') {
+    throw new InvalidOptionError(`the handler for task type ${JSON.stringify(type)} must be a function, got ${typeof handler}`)
+  }
 }
 
 function toQueue(queue: Queue | string): Queue {
@@ -126,6 +185,7 @@ function clientOptions(o: AppOptions, defaultQueue: Queue | undefined): native.C
   if (o.token !== undefined) n.token(o.token)
   if (o.tls?.ca !== undefined) n.tlsCa(o.tls.ca)
   if (o.tls?.cert !== undefined || o.tls?.key !== undefined) n.tlsClientCert(o.tls.cert ?? '', o.tls.key ?? '')
+  if (o.prometheusPort !== undefined) n.prometheusPort(o.prometheusPort)
   return n
 }
 
@@ -148,6 +208,7 @@ function workerOptions(o: AppOptions): native.WorkerOptions {
   if (o.signaturesOptional) n.signaturesOptional()
   if (o.discard !== undefined) n.discardStates([...o.discard])
   if (o.shutdownGraceMs !== undefined) n.shutdownGraceMs(o.shutdownGraceMs)
+  if (o.taskScheduler !== undefined) n.taskScheduler(o.taskScheduler)
   return n
 }
 
@@ -176,9 +237,11 @@ export class App {
   /** Open queues by name: one promise each, so racing first uses open a queue once. */
   readonly #handles = new Map<string, Promise<QueueHandle>>()
   readonly #routes: Route[] = []
+  readonly #responders: ResponderRoute[] = []
   readonly #middleware: Middleware[] = []
   readonly #subscriptions = new Set<EventStream>()
   readonly #watches = new Set<KvWatch>()
+  readonly #scheduleWatches = new Set<ScheduleWatch>()
   #client: Promise<native.Client> | undefined
   #running: Promise<void> | undefined
   #closing: Promise<void> | undefined
@@ -192,6 +255,7 @@ export class App {
     this.#defaultQueue = defaultQueue?.name ?? DEFAULT_QUEUE_NAME
     this.#nativeOptions = callSync(() => clientOptions(this.#options, defaultQueue))
     this.#workerOptions = callSync(() => workerOptions(this.#options))
+    if (options.logger !== undefined || options.logLevel !== undefined) setLogger(options.logger, options.logLevel)
     if (defaultQueue !== undefined) this.#queues.set(defaultQueue.name, defaultQueue)
     for (const queue of options.queues ?? []) this.#queueName(queue)
   }
@@ -207,6 +271,11 @@ export class App {
   /** Connects (once; every other method connects on first use) and prepares the default queue. */
   async connect(): Promise<void> {
     await this.#connected()
+  }
+
+  /** @internal The connection, for `TaskScheduler`. */
+  [kClient](): Promise<native.Client> {
+    return this.#connected()
   }
 
   #connected(): Promise<native.Client> {
@@ -257,16 +326,64 @@ export class App {
    * function (`InvalidOptionError`).
    */
   task<P = any, R = unknown>(type: string, handler: Handler<P, R>, options: TaskOptions = {}): this {
-    if (typeof handler !== 'function') {
-      throw new InvalidOptionError(`the handler for task type ${JSON.stringify(type)} must be a function, got ${typeof handler}`)
-    }
+    checkHandler(type, handler)
+    this.#routes.push({ queue: this.#routeQueue(type, options.queue), type, handler: handler as Handler, middleware: [...(options.middleware ?? [])] })
+    return this
+  }
+
+  /** The queue of a new route for `type`; throws for a type no task can have or a duplicate. */
+  #routeQueue(type: string, queue: Queue | string | undefined): string {
     // `''` is the catch-all route; any other route, a prefix included, must be a possible task type.
     if (type !== '') callSync(() => native.validateTaskType(type))
-    const queue = this.#queueName(options.queue)
-    if (this.#routes.some((route) => route.queue === queue && route.type === type)) {
-      throw new DuplicateHandlerError(`duplicate handler for task type ${JSON.stringify(type)} on queue ${queue}`)
+    const name = this.#queueName(queue)
+    if (this.#routes.some((route) => route.queue === name && route.type === type)) {
+      throw new DuplicateHandlerError(`duplicate handler for task type ${JSON.stringify(type)} on queue ${name}`)
     }
-    this.#routes.push({ queue, type, handler: handler as Handler, middleware: [...(options.middleware ?? [])] })
+    return name
+  }
+
+  /**
+   * Routes a task type (or prefix; `''` for all) to remote responders over NATS request-reply, as
+   * asyncjobs' `Mux.RequestReply` does: each try sends the task to `CHORIA_AJ.H.T.<type>`
+   * (`catchall` for `''`) with asyncjobs' headers, to a Go service or an `app.responder()`. A
+   * reply with `AJ-Terminate` terminates the task, one with `AJ-Error` fails the try; any other
+   * reply completes it with the reply bytes, stored base64-encoded as asyncjobs stores them. No
+   * responder (`request-reply callout failed: ...`) or under 3 s left (`deadline too short`) fail
+   * the try. Global middleware does not wrap it.
+   */
+  requestReply(type: string, options: { queue?: Queue | string } = {}): this {
+    this.#routes.push({ queue: this.#routeQueue(type, options.queue), type, delegate: { requestReply: true }, middleware: [] })
+    return this
+  }
+
+  /**
+   * Routes a task type (or prefix) to an external command, as asyncjobs' `Mux.ExternalProcess`
+   * does: each try runs `command` with no arguments, no stdin and only `CHORIA_AJ_TASK` in its
+   * environment, the path of a temporary file holding the task document. Exit 0 completes the
+   * task with the combined stdout and stderr as a string; another exit fails the try (`execution
+   * failed: exit status N`), as does a missing command (`command not found`, checked per try).
+   * Global middleware does not wrap it.
+   */
+  externalProcess(type: string, command: string, options: { queue?: Queue | string } = {}): this {
+    this.#routes.push({ queue: this.#routeQueue(type, options.queue), type, delegate: { command }, middleware: [] })
+    return this
+  }
+
+  /**
+   * Serves a task type to request-reply workers while `run()` runs: Go asyncjobs workers that route
+   * it with `RequestReply` (and jetjobs ones with `requestReply`) send each try here, on
+   * `CHORIA_AJ.H.T.<type>` (`''`: `catchall`). The handler is written as for `task()`: its result
+   * goes back as JSON (the caller stores it base64-encoded), `TerminateTask` terminates the task
+   * and any other throw fails the try; `ctx` has the caller's deadline. An app with responders and
+   * no `task()` routes runs no worker.
+   */
+  responder<P = any, R = unknown>(type: string, handler: Handler<P, R>, options: ResponderOptions = {}): this {
+    checkHandler(type, handler)
+    if (type !== '') callSync(() => native.validateTaskType(type))
+    if (this.#responders.some((r) => r.type === type)) {
+      throw new DuplicateHandlerError(`duplicate responder for task type ${JSON.stringify(type)}`)
+    }
+    this.#responders.push({ type, handler: handler as Handler, options: { ...options } })
     return this
   }
 
@@ -410,6 +527,68 @@ export class App {
     return new Kv(await call(async () => client.kv(b.toNative())), this.#watches)
   }
 
+  /**
+   * Stores schedule `name`: a task of `type` with `payload` (encoded as by `enqueue`) enqueued on
+   * the default queue or `options.queue` at each time `schedule` gives, in asyncjobs' cron syntax
+   * (`0 2 * * *`, `@daily`, `@every 10m`). The elected scheduler of any process (a `TaskScheduler`,
+   * an App with `taskScheduler`, or Go asyncjobs') fires it without a restart. The queue is opened
+   * now (created unless it exists), as schedulers that do not create queues need. Rejects with
+   * `ScheduleExistsError`, `InvalidScheduleError`, `InvalidScheduleNameError` or
+   * `ScheduleDeadlineTooShortError` (`deadlineMs` under 30 s).
+   */
+  async createSchedule<P = unknown>(
+    name: string,
+    schedule: string,
+    type: string,
+    payload?: P,
+    options: ScheduleOptions = {},
+  ): Promise<ScheduledTask<P>> {
+    const { queue, deadlineMs, maxTries } = options
+    const deadline = deadlineMs === undefined ? undefined : new Date(Date.now() + deadlineMs)
+    const spec = taskSpec(type, payload, { deadline, maxTries })
+    const made = callSync(() => new native.ScheduledTask(name, schedule, this.#queueName(queue), spec))
+    await this.queue(queue ?? this.#defaultQueue)
+    const client = await this.#connected()
+    return new ScheduledTask<P>(await call(async () => client.createSchedule(made)))
+  }
+
+  /** The schedule named `name`; rejects with `ScheduleNotFoundError` if there is none. */
+  async loadSchedule<P = unknown>(name: string): Promise<ScheduledTask<P>> {
+    const client = await this.#connected()
+    return new ScheduledTask<P>(await call(async () => client.loadSchedule(name)))
+  }
+
+  /** Every schedule, by name. */
+  async schedules(): Promise<ScheduledTask[]> {
+    const client = await this.#connected()
+    return (await call(async () => client.schedules())).map((s) => new ScheduledTask(s))
+  }
+
+  /** Removes the schedule named `name`; rejects with `ScheduleNotFoundError` if there is none. */
+  async removeSchedule(name: string): Promise<void> {
+    const client = await this.#connected()
+    return call(async () => client.removeSchedule(name))
+  }
+
+  /**
+   * Every schedule as it is, then each change as it happens (`{ kind: 'stored', name, schedule }`
+   * or `{ kind: 'removed', name }`); resolves once watching. Ends on `close()`, `signal` or `app.close()`.
+   */
+  async watchSchedules(options: { signal?: AbortSignal } = {}): Promise<ScheduleWatch> {
+    const client = await this.#connected()
+    const inner = await call(async () => client.watchSchedules())
+    const { signal } = options
+    const onAbort = (): void => watch.close()
+    const watch = new ScheduleWatch(inner, () => {
+      this.#scheduleWatches.delete(watch)
+      signal?.removeEventListener('abort', onAbort)
+    })
+    this.#scheduleWatches.add(watch)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    if (signal?.aborted) watch.close()
+    return watch
+  }
+
   /** Storage administration: queues and tasks. */
   get admin(): StorageAdmin {
     return new StorageAdmin(() => this.#connected())
@@ -420,7 +599,7 @@ export class App {
    * until `signal` aborts (or SIGINT/SIGTERM, unless `handleSignals: false`), then shuts down
    * gracefully: in-flight handlers get the shutdown grace period to finish. One worker serves
    * every queue, so they share the app's `concurrency`; each queue's `maxConcurrent` caps its own.
-   * Resolves once the worker stopped; the process is then no longer held open by it. One worker
+   * With `taskScheduler`, a task scheduler of that name runs alongside. Resolves once the worker stopped; the process is then no longer held open by it. One worker
    * per App: calling `run()` again before that rejects with `AlreadyRunningError`.
    */
   run(options: RunOptions = {}): Promise<void> {
@@ -466,7 +645,13 @@ export class App {
         const mux = new native.Mux((callId) => abandon(calls, callId))
         try {
           for (const route of routes) {
-            const invoke = compose([...this.#middleware, ...route.middleware], route.handler)
+            const { delegate, handler } = route
+            if (delegate !== undefined) {
+              if ('command' in delegate) callSync(() => mux.externalProcess(route.type, delegate.command))
+              else callSync(() => mux.requestReply(route.type, client))
+              continue
+            }
+            const invoke = compose([...this.#middleware, ...route.middleware], handler as Handler)
             callSync(() => mux.handle(route.type, (task, ctx) => void dispatch(invoke, task, ctx, calls, slots).catch(ignore)))
           }
           callSync(() => worker.consume(handle[kNative], mux))
@@ -481,17 +666,53 @@ export class App {
     return worker
   }
 
+  /** The app's responders, each listening (so served before any task of this app calls out). */
+  async #respondersListening(client: native.Client, calls: Map<number, Call>): Promise<native.Responder[]> {
+    const made: native.Responder[] = []
+    try {
+      for (const { type, handler, options } of this.#responders) {
+        const slots = [new Slots(options.concurrency ?? DEFAULT_CONCURRENCY)]
+        const invoke = compose([...this.#middleware, ...(options.middleware ?? [])], handler)
+        const respond = (task: native.Task, ctx: native.TaskContext): void => void dispatch(invoke, task, ctx, calls, slots).catch(ignore)
+        const abort = (callId: number): void => abandon(calls, callId)
+        made.push(callSync(() => new native.Responder(client, type, respond, abort, options.concurrency, options.queueGroup)))
+      }
+      await Promise.all(made.map((r) => call(async () => r.listen())))
+    } catch (error) {
+      for (const r of made) r.close()
+      throw error
+    }
+    return made
+  }
+
   async #work(token: native.CancellationToken, stop: () => void, options: RunOptions): Promise<void> {
     const client = await this.#connected()
     // `close()` while connecting: it already waited for this run, which must not start now.
     if (this.#closed) throw new ClosedError('the app was closed')
     const calls = new Map<number, Call>()
-    const worker = await this.#worker(client, calls)
+    const responders = await this.#respondersListening(client, calls)
+    let worker: native.Worker | undefined
+    try {
+      if (this.#routes.length > 0 || responders.length === 0) worker = await this.#worker(client, calls)
+    } catch (error) {
+      for (const r of responders) r.close()
+      throw error
+    }
     if (this.#closed) {
-      worker.close()
+      worker?.close()
+      for (const r of responders) r.close()
       throw new ClosedError('the app was closed')
     }
     const hardStop = new native.CancellationToken()
+    const runs = responders.map((r) => () => r.run(token))
+    if (worker !== undefined) {
+      const w = worker
+      runs.push(() => w.run(token, hardStop))
+    } else if (this.#options.taskScheduler !== undefined) {
+      // No worker to run it in (responders only): the scheduler runs on its own.
+      const scheduler = callSync(() => new native.TaskScheduler(client, this.#options.taskScheduler as string))
+      runs.push(() => scheduler.run(token))
+    }
     const { signal, handleSignals = true } = options
     signal?.addEventListener('abort', stop, { once: true })
     if (signal?.aborted) stop()
@@ -526,7 +747,7 @@ export class App {
       process.on('SIGTERM', onSignal)
     }
     try {
-      await call(async () => worker.run(token, hardStop))
+      await together(runs, stop)
     } finally {
       signal?.removeEventListener('abort', stop)
       if (exitWith !== undefined) {
@@ -584,6 +805,7 @@ export class App {
     await this.#running?.catch(ignore)
     for (const s of [...this.#subscriptions]) s.close()
     for (const w of [...this.#watches]) w.close()
+    for (const w of [...this.#scheduleWatches]) w.close()
     const client = await this.#client?.catch(ignore)
     this.#client = undefined
     this.#handles.clear()

@@ -53,6 +53,16 @@ export class AlreadyRunningError extends JetJobsError { readonly code = 'ERR_ALR
 export class ClosedError extends JetJobsError { readonly code = 'ERR_CLOSED'; readonly kind = 'Closed' }
 export class TaskFailedError extends JetJobsError { readonly code = 'ERR_TASK_FAILED'; readonly kind = 'TaskFailed' }
 export class TimeoutError extends JetJobsError { readonly code = 'ERR_TIMEOUT'; readonly kind = 'Timeout' }
+/** A cron specification asyncjobs would not accept, or none. */
+export class InvalidScheduleError extends JetJobsError { readonly code = 'ERR_INVALID_SCHEDULE'; readonly kind = 'InvalidSchedule' }
+/** A schedule name that is missing or invalid. */
+export class InvalidScheduleNameError extends JetJobsError { readonly code = 'ERR_INVALID_SCHEDULE_NAME'; readonly kind = 'InvalidScheduleName' }
+/** A scheduled task's deadline below asyncjobs' 30 s minimum. */
+export class ScheduleDeadlineTooShortError extends JetJobsError { readonly code = 'ERR_SCHEDULE_DEADLINE_TOO_SHORT'; readonly kind = 'ScheduleDeadlineTooShort' }
+/** A schedule with that name exists already. */
+export class ScheduleExistsError extends JetJobsError { readonly code = 'ERR_SCHEDULE_EXISTS'; readonly kind = 'ScheduleExists' }
+/** No schedule with that name. */
+export class ScheduleNotFoundError extends JetJobsError { readonly code = 'ERR_SCHEDULE_NOT_FOUND'; readonly kind = 'ScheduleNotFound' }
 
 type ErrorClass = new (message: string, options?: ErrorOptions) => JetJobsError
 
@@ -94,6 +104,11 @@ const errorClasses: { readonly [C in ErrorCode]: ErrorClass } = {
   ERR_CLOSED: ClosedError,
   ERR_TASK_FAILED: TaskFailedError,
   ERR_TIMEOUT: TimeoutError,
+  ERR_INVALID_SCHEDULE: InvalidScheduleError,
+  ERR_INVALID_SCHEDULE_NAME: InvalidScheduleNameError,
+  ERR_SCHEDULE_DEADLINE_TOO_SHORT: ScheduleDeadlineTooShortError,
+  ERR_SCHEDULE_EXISTS: ScheduleExistsError,
+  ERR_SCHEDULE_NOT_FOUND: ScheduleNotFoundError,
 }
 
 /** Every error code, in the core's order (from the addon), for exhaustive checks. */

@@ -45,6 +45,11 @@ export {
   ClosedError,
   TaskFailedError,
   TimeoutError,
+  InvalidScheduleError,
+  InvalidScheduleNameError,
+  ScheduleDeadlineTooShortError,
+  ScheduleExistsError,
+  ScheduleNotFoundError,
   ERROR_CODES,
   TerminateTask,
   type ErrorCode,
@@ -63,3 +68,6 @@ export * from './app.js'
 export * from './admin.js'
 export * from './devServer.js'
 export * from './constants.js'
+export * from './logging.js'
+export * from './scheduler.js'
+export * from './metrics.js'

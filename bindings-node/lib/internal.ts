@@ -3,6 +3,8 @@
 
 /** Where a wrapper keeps its addon object. */
 export const kNative = Symbol('jetjobs.native')
+/** An `App`'s connection, connecting on first use (for `TaskScheduler`). */
+export const kClient = Symbol('jetjobs.client')
 /** Tells a `TaskContext` that the engine abandoned its call. */
 export const kAbort = Symbol('jetjobs.abort')
 

@@ -8,12 +8,13 @@ use napi::Env;
 use napi::bindgen_prelude::PromiseRaw;
 use napi_derive::napi;
 
-use crate::error::{check, duration_ms, positive_count, promise};
+use crate::error::{check, duration_ms, invalid_option, positive_count, promise};
 use crate::events::EventStream;
 use crate::kv::{Kv, KvBucketOptions};
 use crate::queue::{QueueInfo, QueueOptions, QueueSettings, TasksInfo};
 use crate::queue_handle::{EnqueueOutcome, QueueHandle};
 use crate::retry::RetryPolicy;
+use crate::scheduler::{ScheduleWatch, ScheduledTask};
 use crate::signing::{TaskSigner, TaskVerifier};
 use crate::task::{Task, TaskSpec};
 
@@ -150,6 +151,17 @@ impl ClientOptions {
     pub fn shutdown_grace_ms(&mut self, env: &Env, ms: f64) -> napi::Result<()> {
         let d = check(env, duration_ms("shutdownGraceMs", ms))?;
         self.update(|o| o.shutdown_grace(d));
+        Ok(())
+    }
+
+    /// Workers and schedulers of this client serve Prometheus metrics on
+    /// `http://0.0.0.0:<port>/metrics`; a port above 65535 is `InvalidOption`.
+    #[napi]
+    pub fn prometheus_port(&mut self, env: &Env, port: u32) -> napi::Result<()> {
+        let port = u16::try_from(port)
+            .map_err(|_| invalid_option(format!("prometheusPort must be 0 to 65535, got {port}")));
+        let port = check(env, port)?;
+        self.update(|o| o.prometheus_port(port));
         Ok(())
     }
 
@@ -329,6 +341,78 @@ impl Client {
     pub fn events<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, EventStream>> {
         let client = self.client(env)?;
         promise(env, async move { client.events().await }, EventStream::from)
+    }
+
+    /// Stores `schedule`; `ScheduleExists` if one of that name exists. The elected scheduler
+    /// starts firing it without a restart.
+    #[napi(ts_return_type = "Promise<ScheduledTask>")]
+    pub fn create_schedule<'env>(
+        &self,
+        env: &'env Env,
+        schedule: &ScheduledTask,
+    ) -> napi::Result<PromiseRaw<'env, ScheduledTask>> {
+        let (client, schedule) = (self.client(env)?, schedule.inner.clone());
+        promise(
+            env,
+            async move { client.create_schedule(&schedule).await },
+            ScheduledTask::from,
+        )
+    }
+
+    /// The schedule named `name`; `ScheduleNotFound` if there is none.
+    #[napi(ts_return_type = "Promise<ScheduledTask>")]
+    pub fn load_schedule<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+    ) -> napi::Result<PromiseRaw<'env, ScheduledTask>> {
+        let client = self.client(env)?;
+        promise(
+            env,
+            async move { client.load_schedule(&name).await },
+            ScheduledTask::from,
+        )
+    }
+
+    /// Every schedule, by name.
+    #[napi(ts_return_type = "Promise<Array<ScheduledTask>>")]
+    pub fn schedules<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, Vec<ScheduledTask>>> {
+        let client = self.client(env)?;
+        promise(env, async move { client.schedules().await }, |all| {
+            all.into_iter().map(ScheduledTask::from).collect()
+        })
+    }
+
+    /// Removes the schedule named `name`; `ScheduleNotFound` if there is none.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn remove_schedule<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let client = self.client(env)?;
+        promise(
+            env,
+            async move { client.remove_schedule(&name).await },
+            |()| (),
+        )
+    }
+
+    /// Every schedule as it is now, then each change; resolves once watching.
+    #[napi(ts_return_type = "Promise<ScheduleWatch>")]
+    pub fn watch_schedules<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, ScheduleWatch>> {
+        let client = self.client(env)?;
+        promise(
+            env,
+            async move { client.watch_schedules().await },
+            ScheduleWatch::from,
+        )
     }
 
     /// Storage administration: queues and tasks.

@@ -91,6 +91,16 @@ pub enum ErrorCode {
     TaskFailed,
     #[napi(value = "ERR_TIMEOUT")]
     Timeout,
+    #[napi(value = "ERR_INVALID_SCHEDULE")]
+    InvalidSchedule,
+    #[napi(value = "ERR_INVALID_SCHEDULE_NAME")]
+    InvalidScheduleName,
+    #[napi(value = "ERR_SCHEDULE_DEADLINE_TOO_SHORT")]
+    ScheduleDeadlineTooShort,
+    #[napi(value = "ERR_SCHEDULE_EXISTS")]
+    ScheduleExists,
+    #[napi(value = "ERR_SCHEDULE_NOT_FOUND")]
+    ScheduleNotFound,
 }
 
 impl From<ErrorKind> for ErrorCode {
@@ -134,6 +144,11 @@ impl From<ErrorKind> for ErrorCode {
             ErrorKind::Closed => ErrorCode::Closed,
             ErrorKind::TaskFailed => ErrorCode::TaskFailed,
             ErrorKind::Timeout => ErrorCode::Timeout,
+            ErrorKind::InvalidSchedule => ErrorCode::InvalidSchedule,
+            ErrorKind::InvalidScheduleName => ErrorCode::InvalidScheduleName,
+            ErrorKind::ScheduleDeadlineTooShort => ErrorCode::ScheduleDeadlineTooShort,
+            ErrorKind::ScheduleExists => ErrorCode::ScheduleExists,
+            ErrorKind::ScheduleNotFound => ErrorCode::ScheduleNotFound,
         }
     }
 }

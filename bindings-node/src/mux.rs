@@ -6,6 +6,7 @@ use std::sync::Arc;
 use napi::{Env, Status};
 use napi_derive::napi;
 
+use crate::client::Client;
 use crate::error::check;
 use crate::handler::{AbortFn, HandlerFn, JsHandler};
 
@@ -55,6 +56,32 @@ impl Mux {
             mux.handle_with(task_type, Arc::new(handler), Vec::new()),
         )
         .map(|_| ())
+    }
+
+    /// Routes `taskType` to remote responders over NATS request-reply on `client`'s connection
+    /// (asyncjobs' `Mux.RequestReply`): each try is a request to `CHORIA_AJ.H.T.<taskType>`.
+    #[napi]
+    pub fn request_reply(
+        &mut self,
+        env: &Env,
+        task_type: String,
+        client: &Client,
+    ) -> napi::Result<()> {
+        let client = client.client(env)?;
+        let mux = self.mux.as_mut().ok_or_else(spent)?;
+        check(env, mux.request_reply(task_type, &client)).map(|_| ())
+    }
+
+    /// Routes `taskType` to an external command (asyncjobs' `Mux.ExternalProcess`).
+    #[napi]
+    pub fn external_process(
+        &mut self,
+        env: &Env,
+        task_type: String,
+        command: String,
+    ) -> napi::Result<()> {
+        let mux = self.mux.as_mut().ok_or_else(spent)?;
+        check(env, mux.external_process(task_type, command)).map(|_| ())
     }
 
     /// Releases the handlers without running them.

@@ -90,6 +90,12 @@ impl WorkerOptions {
         self.update(|o| o.signatures_optional());
     }
 
+    /// Runs a task scheduler campaigning as `name` alongside the queues while the worker runs.
+    #[napi]
+    pub fn task_scheduler(&mut self, name: String) {
+        self.update(|o| o.task_scheduler(name));
+    }
+
     /// The configured concurrency.
     #[napi(getter)]
     pub fn concurrency_limit(&self) -> u32 {

@@ -18,6 +18,7 @@ use crate::queue::PyQueue;
 use crate::queue_handle::PyQueueHandle;
 use crate::retry::PyRetryPolicy;
 use crate::runtime;
+use crate::scheduler::{PyScheduleWatch, PyScheduledTask};
 use crate::signing::{PyTaskSigner, PyTaskVerifier};
 use crate::task::{self, PyTask};
 
@@ -36,7 +37,8 @@ impl PyClientOptions {
         *, queue=None, retry_policy=None, concurrency=None, connection_name=None,
         credentials_file=None, user=None, password=None, token=None, tls_ca=None, tls_cert=None,
         tls_key=None, memory_storage=false, replicas=None, task_retention=None, signing_key=None,
-        verification_key=None, signatures_optional=false, discard_states=None, shutdown_grace=None
+        verification_key=None, signatures_optional=false, discard_states=None, shutdown_grace=None,
+        prometheus_port=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -59,6 +61,7 @@ impl PyClientOptions {
         signatures_optional: bool,
         discard_states: Option<Vec<String>>,
         shutdown_grace: Option<&Bound<'_, PyAny>>,
+        prometheus_port: Option<u16>,
     ) -> PyResult<Self> {
         let mut o = jetjobs::ClientOptions::new();
         if let Some(q) = queue {
@@ -119,11 +122,15 @@ impl PyClientOptions {
         if let Some(d) = shutdown_grace {
             o = o.shutdown_grace(convert::duration(d)?);
         }
+        if let Some(port) = prometheus_port {
+            o = o.prometheus_port(port);
+        }
         Ok(Self { inner: o })
     }
 
     /// Connects to a comma-separated list of server URLs and prepares storage.
     fn connect<'py>(&self, py: Python<'py>, url: String) -> PyResult<Bound<'py, PyAny>> {
+        let _ = crate::log::sync_level(py);
         let options = self.inner.clone();
         runtime::future_into_py(py, async move {
             options.connect(url).await.py().map(PyClient::new)
@@ -132,6 +139,7 @@ impl PyClientOptions {
 
     /// `connect` for synchronous code: blocks (without the GIL) until connected.
     fn connect_sync(&self, py: Python<'_>, url: String) -> PyResult<PyClient> {
+        let _ = crate::log::sync_level(py);
         let options = self.inner.clone();
         runtime::block_on(py, async move { options.connect(url).await })
             .py()
@@ -324,6 +332,66 @@ impl PyClient {
         let client = self.live()?.clone();
         runtime::future_into_py(py, async move {
             client.events().await.py().map(PyEventStream::new)
+        })
+    }
+
+    /// Stores `schedule`; raises `ScheduleExists` if one of that name exists. The elected
+    /// scheduler starts firing it without a restart.
+    fn create_schedule<'py>(
+        &self,
+        py: Python<'py>,
+        schedule: &PyScheduledTask,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (client, schedule) = (self.live()?.clone(), schedule.inner.clone());
+        runtime::future_into_py(py, async move {
+            client
+                .create_schedule(&schedule)
+                .await
+                .py()
+                .map(|inner| PyScheduledTask { inner })
+        })
+    }
+
+    /// The schedule named `name`; raises `ScheduleNotFound` if there is none.
+    fn load_schedule<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.live()?.clone();
+        runtime::future_into_py(py, async move {
+            client
+                .load_schedule(&name)
+                .await
+                .py()
+                .map(|inner| PyScheduledTask { inner })
+        })
+    }
+
+    /// Every schedule, by name.
+    fn schedules<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.live()?.clone();
+        runtime::future_into_py(py, async move {
+            client.schedules().await.py().map(|all| {
+                all.into_iter()
+                    .map(|inner| PyScheduledTask { inner })
+                    .collect::<Vec<_>>()
+            })
+        })
+    }
+
+    /// Removes the schedule named `name`; raises `ScheduleNotFound` if there is none.
+    fn remove_schedule<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.live()?.clone();
+        runtime::future_into_py(py, async move { client.remove_schedule(&name).await.py() })
+    }
+
+    /// Every schedule as it is now, then each change as it happens, as an async iterator of
+    /// `ScheduleChange`. Resolves once the watch is established.
+    fn watch_schedules<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.live()?.clone();
+        runtime::future_into_py(py, async move {
+            client
+                .watch_schedules()
+                .await
+                .py()
+                .map(PyScheduleWatch::new)
         })
     }
 

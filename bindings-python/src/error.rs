@@ -79,6 +79,11 @@ kinds! {
     Closed: "The client was closed, or belongs to the parent of a forked process.",
     TaskFailed: "A waited-for task ended in a state other than `complete`.",
     Timeout: "A wait ran out of time.",
+    InvalidSchedule: "A cron specification asyncjobs would not accept, or none.",
+    InvalidScheduleName: "A schedule name that is missing or not ^[a-zA-Z0-9_:-]+$.",
+    ScheduleDeadlineTooShort: "A scheduled task's deadline below asyncjobs' 30 s minimum.",
+    ScheduleExists: "A schedule with that name exists already.",
+    ScheduleNotFound: "No schedule with that name.",
 }
 
 /// The exception for a core error, with the core's message and its source chained as `__cause__`.

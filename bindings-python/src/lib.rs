@@ -10,12 +10,16 @@ mod error;
 mod events;
 mod handler;
 mod kv;
+mod log;
+mod metrics;
 mod mux;
 mod priority;
 mod queue;
 mod queue_handle;
+mod responder;
 mod retry;
 mod runtime;
+mod scheduler;
 mod signing;
 mod task;
 mod trace;
@@ -64,6 +68,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyCancellationToken>()?;
     m.add_class::<queue_handle::PyQueueHandle>()?;
     m.add_class::<worker::PyWorker>()?;
+    m.add_class::<responder::PyResponder>()?;
     m.add_class::<priority::PyPriority>()?;
     m.add_class::<kv::PyKvBucket>()?;
     m.add_class::<kv::PyKv>()?;
@@ -73,10 +78,19 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::PyTaskStateChangeEvent>()?;
     m.add_class::<events::PyLeaderElectedEvent>()?;
     m.add_class::<dev_server::PyDevServer>()?;
+    m.add_class::<scheduler::PyScheduledTask>()?;
+    m.add_class::<scheduler::PyScheduleChange>()?;
+    m.add_class::<scheduler::PyScheduleWatch>()?;
+    m.add_class::<scheduler::PyTaskScheduler>()?;
 
     m.add_function(wrap_pyfunction!(new_id, m)?)?;
     m.add_function(wrap_pyfunction!(is_valid_name, m)?)?;
     m.add_function(wrap_pyfunction!(is_final_state, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::render_metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(log::refresh_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(log::log_stats, m)?)?;
+    // The engine's `tracing` events go to Python's `logging` (logger `jetjobs`) from now on.
+    log::install(py)?;
 
     m.add("JetJobsError", py.get_type::<error::JetJobsError>())?;
     m.add("TerminateTask", py.get_type::<error::TerminateTask>())?;

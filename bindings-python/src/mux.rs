@@ -6,8 +6,33 @@ use std::sync::{Arc, Mutex};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
+use crate::client::PyClient;
 use crate::error::IntoPyResult as _;
 use crate::handler::{LoopSlot, PyHandler};
+
+/// `handler` as a core handler running on the event loop `slot` is given (sync ones in a worker
+/// thread); `TypeError` if it is not callable.
+pub(crate) fn py_handler(
+    py: Python<'_>,
+    task_type: &str,
+    handler: Py<PyAny>,
+    is_async: Option<bool>,
+    slot: Arc<LoopSlot>,
+) -> PyResult<PyHandler> {
+    if !handler.bind(py).is_callable() {
+        return Err(PyTypeError::new_err(format!(
+            "the handler for {task_type:?} is not callable"
+        )));
+    }
+    let is_async = match is_async {
+        Some(a) => a,
+        None => py
+            .import(pyo3::intern!(py, "inspect"))?
+            .call_method1(pyo3::intern!(py, "iscoroutinefunction"), (&handler,))?
+            .is_truthy()?,
+    };
+    Ok(PyHandler::new(handler, is_async, slot))
+}
 
 /// Routes task types to handlers: exact type, else the longest registered prefix (`""` matches
 /// every type), else a failed try "no handler for task type".
@@ -46,23 +71,39 @@ impl PyMux {
         handler: Py<PyAny>,
         is_async: Option<bool>,
     ) -> PyResult<()> {
-        if !handler.bind(py).is_callable() {
-            return Err(PyTypeError::new_err(format!(
-                "the handler for {task_type:?} is not callable"
-            )));
-        }
-        let is_async = match is_async {
-            Some(a) => a,
-            None => py
-                .import(pyo3::intern!(py, "inspect"))?
-                .call_method1(pyo3::intern!(py, "iscoroutinefunction"), (&handler,))?
-                .is_truthy()?,
-        };
-        let handler = Arc::new(PyHandler::new(handler, is_async, self.slot.clone()));
+        let handler = Arc::new(py_handler(
+            py,
+            &task_type,
+            handler,
+            is_async,
+            self.slot.clone(),
+        )?);
         self.inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .handle_with(task_type, handler, Vec::new())
+            .py()?;
+        Ok(())
+    }
+
+    /// Routes `task_type` to remote responders over NATS request-reply on `client`'s connection
+    /// (asyncjobs' `Mux.RequestReply`): each try is a request to `CHORIA_AJ.H.T.<task_type>`.
+    fn request_reply(&self, task_type: String, client: &PyClient) -> PyResult<()> {
+        let client = client.live()?;
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .request_reply(task_type, client)
+            .py()?;
+        Ok(())
+    }
+
+    /// Routes `task_type` to an external command (asyncjobs' `Mux.ExternalProcess`).
+    fn external_process(&self, task_type: String, command: std::path::PathBuf) -> PyResult<()> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .external_process(task_type, command)
             .py()?;
         Ok(())
     }

@@ -46,11 +46,11 @@ fn already_ran() -> PyErr {
 impl PyWorker {
     /// A worker of `client` consuming no queue yet; every option left out keeps the engine's
     /// default (concurrency 10, the 10-minute retry policy, nothing discarded, 30 s grace, no
-    /// priority between queues).
+    /// priority between queues). `task_scheduler` names a `TaskScheduler` to run alongside.
     #[new]
     #[pyo3(signature = (
         client, *, concurrency=None, retry_policy=None, discard_states=None, shutdown_grace=None,
-        verification_key=None, signatures_optional=false, priority=None
+        verification_key=None, signatures_optional=false, priority=None, task_scheduler=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -62,6 +62,7 @@ impl PyWorker {
         verification_key: Option<PyRef<'_, PyTaskVerifier>>,
         signatures_optional: bool,
         priority: Option<PyRef<'_, PyPriority>>,
+        task_scheduler: Option<String>,
     ) -> PyResult<Self> {
         let mut o = jetjobs::WorkerOptions::new();
         if let Some(n) = concurrency {
@@ -84,6 +85,9 @@ impl PyWorker {
         }
         if let Some(p) = priority {
             o = o.priority(p.inner.clone());
+        }
+        if let Some(name) = task_scheduler {
+            o = o.task_scheduler(name);
         }
         Ok(Self {
             pending: Mutex::new(Some(Pending {
@@ -121,6 +125,7 @@ impl PyWorker {
         hard_stop: Option<&PyCancellationToken>,
     ) -> PyResult<Bound<'py, PyAny>> {
         runtime::same_process(self.pid)?;
+        let _ = crate::log::sync_level(py);
         let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
         let pending = self
             .pending

@@ -9,10 +9,12 @@ fail; ``JETJOBS_SKIP_GO=1`` skips them explicitly.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,47 @@ async def test_python_producer_go_worker(ajdriver: Path, nats_url: str, make_app
     assert done[1].tries == 2 and done[1].result is not None
     assert done[1].result.payload["handled_by"] == "go"
     assert done[2].last_err == "go refused: terminate task"
+
+
+async def test_go_request_reply_worker_python_responder(
+    ajdriver: Path, nats_url: str, make_app: MakeApp
+) -> None:
+    """A Go worker routes a type with ``RequestReply``; a Python responder runs the tasks."""
+    app = make_app(jetjobs.Queue("RRGOPY", max_run_time=timedelta(seconds=20)))
+
+    @app.responder("interop:py")
+    async def answer(task: jetjobs.Task) -> Any:
+        mode = task.payload.get("mode")
+        if mode == "fail" and task.tries <= task.payload["fails"]:
+            raise RuntimeError(f"python failure {task.tries}")
+        if mode == "terminate":
+            raise jetjobs.TerminateTask("python refused")
+        return {"handled_by": "python-responder", "id": task.id, "tries": task.tries}
+
+    ids = [
+        (await app.enqueue("interop:py", {"mode": "succeed"})).id,
+        (await app.enqueue("interop:py", {"mode": "fail", "fails": 1})).id,
+        (await app.enqueue("interop:py", {"mode": "terminate"})).id,
+    ]
+    args = ["-url", nats_url, "-queue", "RRGOPY", "-bind", "-type", "interop:py", "-request-reply"]
+    worker = await asyncio.create_subprocess_exec(
+        str(ajdriver), "worker", *args, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert worker.stdout is not None
+        assert b'"ready":true' in await asyncio.wait_for(worker.stdout.readline(), 30)
+        # The app runs only the responder: it has no routes, so no worker of its own.
+        async with running(app):
+            done = await wait_final(app, ids)
+    finally:
+        worker.terminate()
+        await worker.wait()
+    assert [t.state for t in done] == ["complete", "complete", "terminated"]
+    assert done[0].result is not None
+    reply = json.loads(base64.b64decode(done[0].result.payload))
+    # A try before the responder subscribed fails (no responders) and is retried.
+    assert reply == {"handled_by": "python-responder", "id": ids[0], "tries": done[0].tries}
+    assert done[1].tries >= 2
+    assert done[2].last_err == "python refused: terminate task"
+    loaded = drive(ajdriver, "load", "-url", nats_url, "-id", ids[0])[0]
+    assert loaded["result"]["payload"] == done[0].result.payload

@@ -117,6 +117,16 @@ error_kinds! {
     TaskFailed,
     /// A wait ran out of time.
     Timeout,
+    /// A cron specification asyncjobs would not accept (asyncjobs' `ErrScheduleInvalid`), or none.
+    InvalidSchedule,
+    /// A schedule name that is missing or not `^[a-zA-Z0-9_:-]+$`.
+    InvalidScheduleName,
+    /// A scheduled task's deadline below asyncjobs' 30 s minimum.
+    ScheduleDeadlineTooShort,
+    /// A schedule with that name exists already.
+    ScheduleExists,
+    /// No schedule with that name.
+    ScheduleNotFound,
     }
 }
 

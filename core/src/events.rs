@@ -140,6 +140,25 @@ impl TaskStateChangeEvent {
     }
 }
 
+impl LeaderElectedEvent {
+    /// The event `name` publishes when it wins the election of `component`.
+    pub fn new(name: &str, component: &str) -> Self {
+        let (id, id_time) = wire::new_id_with_time();
+        Self {
+            timestamp: id_time.into(),
+            event_id: id,
+            event_type: LEADER_ELECTED_EVENT_TYPE.into(),
+            name: name.to_string(),
+            component: component.to_string(),
+        }
+    }
+
+    /// The subject asyncjobs publishes it on: `CHORIA_AJ.E.leader_election.<component>`.
+    pub fn subject(&self) -> String {
+        wire::names::event_subject("leader_election", &self.component)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

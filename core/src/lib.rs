@@ -28,10 +28,16 @@
 #![deny(unreachable_pub, rustdoc::broken_intra_doc_links, missing_docs)]
 
 mod client;
+mod coord;
+#[cfg(test)]
+mod decoder_properties;
+mod delegated;
 mod dev_server;
 mod error;
 mod events;
 mod handler;
+mod log_forwarding;
+mod metrics;
 mod mux;
 mod queue;
 mod retry;
@@ -43,7 +49,10 @@ mod trace;
 pub mod wire;
 mod worker;
 
-pub use client::{Client, ClientOptions, DeadLetterFilter, QueueHandle, StorageAdmin, connect};
+pub use client::{
+    Client, ClientOptions, DeadLetterFilter, QueueHandle, ScheduleChange, StorageAdmin, connect,
+};
+pub use delegated::Responder;
 pub use dev_server::DevServer;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{
@@ -51,12 +60,16 @@ pub use events::{
     TASK_STATE_EVENT_TYPE, TaskStateChangeEvent,
 };
 pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
+pub use log_forwarding::{LogRecord, LogSink, LogStats, forward_logs, log_stats, set_log_level};
+pub use metrics::render_metrics;
 pub use mux::{Middleware, Mux, chain};
 pub use queue::{
     DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_RUN_TIME, DEFAULT_QUEUE_NAME, MAX_QUEUE_NAME_LEN, Queue,
 };
 pub use retry::{RETRY_POLICY_NAMES, RetryPolicy};
-pub use scheduler::ScheduledTask;
+pub use scheduler::cron::CronSchedule;
+pub use scheduler::runner::TaskScheduler;
+pub use scheduler::{MIN_SCHEDULE_DEADLINE, ScheduledTask, validate_schedule_name};
 pub use signing::{TaskSigner, TaskVerifier};
 pub use store::{Kv, KvBucket, KvEntry, KvOperation, QueueInfo, TasksInfo};
 pub use task::{

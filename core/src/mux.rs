@@ -94,6 +94,56 @@ impl Mux {
         Ok(self)
     }
 
+    /// Routes `task_type` to remote responders over NATS request-reply, as asyncjobs'
+    /// `Mux.RequestReply` does: each try sends the task to `CHORIA_AJ.H.T.<task_type>` (`catchall`
+    /// for `""`) on `client`'s connection, with asyncjobs' headers and the try's deadline. See
+    /// [`Responder`](crate::Responder) for the other side.
+    ///
+    /// A reply with `AJ-Terminate` terminates the task, one with `AJ-Error` fails the try; any
+    /// other reply completes it with the reply bytes as the result, base64-encoded as asyncjobs
+    /// stores them. No responder, a timeout (`request-reply callout failed: …`) or less than 3 s
+    /// left (`deadline too short`) fail the try.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(client: jetjobs::Client) -> jetjobs::Result<()> {
+    /// let mut mux = jetjobs::Mux::new();
+    /// mux.request_reply("email:send", &client)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn request_reply(
+        &mut self,
+        task_type: impl Into<String>,
+        client: &crate::Client,
+    ) -> Result<&mut Self> {
+        let task_type = task_type.into();
+        let handler = crate::delegated::RequestReply::new(client.nats().clone(), &task_type);
+        self.handle_with(task_type, Arc::new(handler), Vec::new())
+    }
+
+    /// Routes `task_type` to an external command, as asyncjobs' `Mux.ExternalProcess` does: each
+    /// try runs `command` with no arguments, no stdin and only `CHORIA_AJ_TASK` in its
+    /// environment, the path of a temporary file holding the task document. Exit 0 completes the
+    /// task with the combined stdout and stderr as a string; another exit fails the try
+    /// (`execution failed: exit status N`). A command that does not exist (checked on each try)
+    /// fails it with `command not found`.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut mux = jetjobs::Mux::new();
+    /// mux.external_process("report:build", "/usr/local/bin/build-report")?;
+    /// assert_eq!(mux.route_for("report:build"), Some("report:build"));
+    /// # Ok::<(), jetjobs::Error>(())
+    /// ```
+    pub fn external_process(
+        &mut self,
+        task_type: impl Into<String>,
+        command: impl Into<std::path::PathBuf>,
+    ) -> Result<&mut Self> {
+        let handler = crate::delegated::ExternalProcess::new(command.into());
+        self.handle_with(task_type, Arc::new(handler), Vec::new())
+    }
+
     /// Adds global middleware, outermost first in the order added; existing routes are rewrapped.
     pub fn use_middleware(&mut self, middleware: Middleware) -> &mut Self {
         self.global.push(middleware);

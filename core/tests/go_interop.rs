@@ -1,18 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Wire compatibility against the real Go asyncjobs v0.3.0: its library (through the test driver in
-//! tests/interop/go/cmd/ajdriver) and its `ajc` CLI, both built on demand into a temp dir.
-//! Without `go` on PATH these tests fail (they must run in CI); `JETJOBS_SKIP_GO=1` skips them
-//! explicitly, with a message, on a machine that cannot have Go.
+//! tests/interop/go/cmd/ajdriver) and its `ajc` CLI, built on demand (see `common::go`).
 
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::go::{GoProcess, GoTools, ajc, ajdriver, go_tools};
 use common::{NatsServer, observe_concurrency, wait_final, wait_for};
 use jetjobs::{
     CancellationToken, Client, ClientOptions, HandlerError, Mux, Queue, RetryPolicy, Task,
@@ -22,66 +17,6 @@ use serde_json::{Value, json};
 
 const FINAL: Duration = Duration::from_secs(60);
 const SEED_HEX: &str = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
-
-struct GoTools {
-    driver: PathBuf,
-    ajc: PathBuf,
-}
-
-/// Builds the Go driver and `ajc` once per test binary; `None` (after saying so) only when
-/// skipping was asked for with `JETJOBS_SKIP_GO=1`.
-fn go_tools() -> Option<&'static GoTools> {
-    static TOOLS: OnceLock<Option<GoTools>> = OnceLock::new();
-    TOOLS
-        .get_or_init(|| {
-            if std::env::var_os("JETJOBS_SKIP_GO").is_some_and(|v| v == "1") {
-                eprintln!("SKIP: JETJOBS_SKIP_GO=1; the Go asyncjobs interop tests did not run");
-                return None;
-            }
-            assert!(
-                Command::new("go").arg("version").output().is_ok(),
-                "`go` is not on PATH: the Go asyncjobs interop tests need it (JETJOBS_SKIP_GO=1 skips them)"
-            );
-            let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/go");
-            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-interop");
-            let build = |output: &Path, package: &str| {
-                let status = Command::new("go")
-                    .args(["build", "-o"])
-                    .arg(output)
-                    .arg(package)
-                    .current_dir(&module)
-                    .status()
-                    .expect("go build runs");
-                assert!(status.success(), "go build {package} failed");
-            };
-            let tools = GoTools {
-                driver: out.join("ajdriver"),
-                ajc: out.join("ajc"),
-            };
-            build(&tools.driver, "./cmd/ajdriver");
-            build(&tools.ajc, "github.com/choria-io/asyncjobs/ajc");
-            Some(tools)
-        })
-        .as_ref()
-}
-
-/// Runs an `ajdriver` subcommand to completion; returns its JSON lines.
-fn ajdriver(tools: &GoTools, args: &[&str]) -> Vec<Value> {
-    let output = Command::new(&tools.driver)
-        .args(args)
-        .output()
-        .expect("ajdriver runs");
-    assert!(
-        output.status.success(),
-        "ajdriver {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
 
 fn go_enqueue(tools: &GoTools, url: &str, queue: &str, payload: Value, extra: &[&str]) -> String {
     let payload = payload.to_string();
@@ -110,33 +45,20 @@ fn go_load(tools: &GoTools, url: &str, id: &str, extra: &[&str]) -> Value {
     ajdriver(tools, &args).remove(0)
 }
 
-/// A Go asyncjobs worker process, stopped on drop.
-struct GoWorker(Child);
+/// Go asyncjobs processes of the test driver.
+struct GoWorker;
 
 impl GoWorker {
-    fn start(tools: &GoTools, url: &str, queue: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(&tools.driver)
-            .args(["worker", "-url", url, "-queue", queue, "-bind"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("Go worker starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("ready line");
-        assert!(line.contains("\"ready\":true"), "Go worker said {line:?}");
-        Self(child)
+    /// A Go asyncjobs worker, stopped on drop.
+    fn start(tools: &GoTools, url: &str, queue: &str, extra: &[&str]) -> GoProcess {
+        let mut args = vec!["worker", "-url", url, "-queue", queue, "-bind"];
+        args.extend_from_slice(extra);
+        GoProcess::spawn(tools, &args)
     }
-}
 
-impl Drop for GoWorker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
+    /// The driver's hand-written request-reply service for `task_type`.
+    fn responder(tools: &GoTools, url: &str, task_type: &str) -> GoProcess {
+        GoProcess::spawn(tools, &["responder", "-url", url, "-type", task_type])
     }
 }
 
@@ -497,26 +419,6 @@ async fn mixed_fleet_shares_one_queue_and_its_concurrency_limit() {
     }
 }
 
-/// Runs `ajc` with a NATS context pointing at `url`, in its own config dir.
-fn ajc(tools: &GoTools, url: &str, args: &[&str]) -> String {
-    let config = tempfile::tempdir().expect("config dir");
-    let contexts = config.path().join("nats/context");
-    std::fs::create_dir_all(&contexts).expect("context dir");
-    std::fs::write(contexts.join("AJC.json"), json!({"url": url}).to_string()).expect("context");
-    let output = Command::new(&tools.ajc)
-        .args(args)
-        .env("XDG_CONFIG_HOME", config.path())
-        .output()
-        .expect("ajc runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "ajc {args:?}: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 #[tokio::test]
 async fn ajc_reads_what_jetjobs_stored() {
     let Some(go) = go_tools() else { return };
@@ -590,4 +492,214 @@ async fn ajc_reads_what_jetjobs_stored() {
     )
     .expect("json");
     assert_eq!(json, ours, "ajc shows the document jetjobs stored");
+}
+
+fn base64_json(task: &Task) -> Value {
+    use base64::Engine as _;
+    let text = task
+        .result
+        .as_ref()
+        .map(|r| r.payload.clone())
+        .unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.as_str().expect("a base64 string, as Go stores []byte"))
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("a JSON reply")
+}
+
+#[tokio::test]
+async fn go_request_reply_worker_calls_jetjobs_responder() {
+    let Some(go) = go_tools() else { return };
+    let server = NatsServer::start();
+    let url = server.url.as_str();
+    let rust = client(
+        &server,
+        Queue::new("RRGO").max_run_time(Duration::from_secs(20)),
+        fast_options(),
+    )
+    .await;
+    let short = rust
+        .open_queue(Queue::new("RRGOSHORT").max_run_time(Duration::from_secs(2)))
+        .await
+        .expect("queue");
+    let rr = ["-type", "interop:rr", "-request-reply"];
+    let _go = GoWorker::start(go, url, "RRGO", &rr);
+    let _go_short = GoWorker::start(go, url, "RRGOSHORT", &rr);
+    let enqueue = |payload: Value, max_tries: i64| {
+        let rust = rust.clone();
+        async move {
+            let task = Task::new("interop:rr", &payload)
+                .expect("task")
+                .with_max_tries(max_tries);
+            rust.enqueue(task).await.expect("enqueue").id
+        }
+    };
+
+    // Nobody serves the type yet: Go's callout fails and the task is retried until out of tries.
+    let lonely = enqueue(json!({"mode": "succeed"}), 2).await;
+    let hurried = short
+        .enqueue(Task::new("interop:rr", &1).expect("task").with_max_tries(1))
+        .await
+        .expect("enqueue")
+        .id;
+    let done = wait_final(&rust, &[lonely, hurried], FINAL).await;
+    assert_eq!(
+        (done[0].state, done[0].tries, done[0].last_err.as_str()),
+        (
+            TaskState::Expired,
+            2,
+            "request-reply callout failed: nats: no responders available for request"
+        )
+    );
+    // Go gives a handler MaxRunTime (2 s here): under its 3 s minimum for a callout.
+    assert_eq!(
+        (done[1].state, done[1].last_err.as_str()),
+        (TaskState::Expired, "deadline too short")
+    );
+
+    let responder = jetjobs::Responder::new(
+        &rust,
+        "interop:rr",
+        |ctx: jetjobs::TaskContext, task: Task| async move {
+            let spec: Value = task.payload_json()?;
+            match spec["mode"].as_str() {
+                Some("terminate") => Err(HandlerError::terminate("rust refused")),
+                Some("fail") if task.tries <= spec["fails"].as_i64().unwrap_or(0) => {
+                    Err(HandlerError::retry(format!("rust failure {}", task.tries)))
+                }
+                _ => Ok(json!({
+                    "handled_by": "rust-responder",
+                    "id": task.id,
+                    "state": task.state.to_string(),
+                    "tries": task.tries,
+                    "left_s": ctx.remaining().as_secs(),
+                })),
+            }
+        },
+    )
+    .expect("responder");
+    responder.listen().await.expect("listen");
+    let stop = CancellationToken::new();
+    let serving = tokio::spawn({
+        let (responder, stop) = (responder.clone(), stop.clone());
+        async move { responder.run(stop).await }
+    });
+    let ok = enqueue(json!({"mode": "succeed"}), 5).await;
+    let refused = enqueue(json!({"mode": "terminate"}), 5).await;
+    let flaky = enqueue(json!({"mode": "fail", "fails": 1}), 5).await;
+    let done = wait_final(&rust, &[ok.clone(), refused.clone(), flaky.clone()], FINAL).await;
+    stop.cancel();
+    serving.await.expect("join").expect("responder ran");
+
+    // Go stored the reply bytes as a []byte: the responder's JSON, base64-encoded.
+    assert_eq!(done[0].state, TaskState::Complete);
+    let reply = base64_json(&done[0]);
+    assert_eq!(
+        (
+            &reply["handled_by"],
+            &reply["id"],
+            &reply["state"],
+            &reply["tries"]
+        ),
+        (
+            &json!("rust-responder"),
+            &json!(ok),
+            &json!("active"),
+            &json!(1)
+        )
+    );
+    // Go's deadline is 20 s from the start of the try; the responder is told 2 s less.
+    let left = reply["left_s"].as_u64().expect("left_s");
+    assert!((14..=18).contains(&left), "{left} s left");
+    assert_eq!(
+        (done[1].state, done[1].last_err.as_str()),
+        (TaskState::Terminated, "rust refused: terminate task")
+    );
+    assert_eq!((done[2].state, done[2].tries), (TaskState::Complete, 2));
+    // And Go reads them the same.
+    let go_ok = go_load(go, url, &ok, &[]);
+    assert_eq!(go_ok["result"]["payload"], payload_of(&done[0]));
+    assert_eq!(
+        go_load(go, url, &refused, &[])["last_err"],
+        "rust refused: terminate task"
+    );
+}
+
+fn payload_of(task: &Task) -> Value {
+    task.result
+        .as_ref()
+        .map(|r| r.payload.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn jetjobs_request_reply_route_calls_go_responder() {
+    let Some(go) = go_tools() else { return };
+    let server = NatsServer::start();
+    let rust = client(
+        &server,
+        Queue::new("RR2GO").max_run_time(Duration::from_secs(20)),
+        fast_options(),
+    )
+    .await;
+    let _responder = GoWorker::responder(go, &server.url, "interop:");
+    let mut mux = Mux::new();
+    mux.request_reply("interop:", &rust).expect("route");
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn({
+        let (rust, shutdown) = (rust.clone(), shutdown.clone());
+        async move { rust.run(mux, shutdown).await }
+    });
+    let enqueue = |payload: Value| {
+        let rust = rust.clone();
+        async move {
+            let task = Task::new("interop:rr2go", &payload)
+                .expect("task")
+                .with_max_tries(5);
+            rust.enqueue(task).await.expect("enqueue").id
+        }
+    };
+    let ok = enqueue(json!({"mode": "succeed"})).await;
+    let result = enqueue(json!({"mode": "succeed", "result": "plain"})).await;
+    let refused = enqueue(json!({"mode": "terminate"})).await;
+    let flaky = enqueue(json!({"mode": "fail", "fails": 1})).await;
+    let done = wait_final(&rust, &[ok.clone(), result, refused, flaky], FINAL).await;
+    shutdown.cancel();
+    worker.await.expect("join").expect("worker ran");
+
+    // The Go service accepted jetjobs' headers (else it replies AJ-Error) and saw the active task.
+    let reply = base64_json(&done[0]);
+    assert_eq!(
+        (
+            &reply["handled_by"],
+            &reply["id"],
+            &reply["state"],
+            &reply["tries"]
+        ),
+        (
+            &json!("go-responder"),
+            &json!(ok),
+            &json!("active"),
+            &json!(1)
+        )
+    );
+    assert_eq!(reply["content_type"], "application/x-asyncjobs-task+json");
+    let deadline = reply["deadline"].as_str().expect("deadline");
+    assert!(
+        deadline.ends_with('Z') && !deadline.contains('.'),
+        "{deadline}"
+    );
+    // 20 s run time, less jetjobs' margin (1 s) and asyncjobs' 2 s, in whole seconds.
+    let left = reply["left_ms"].as_i64().expect("left_ms");
+    assert!((15_000..=17_000).contains(&left), "{left} ms left");
+    // `"plain"` went back as the JSON text `"plain"`, stored base64-encoded.
+    assert_eq!(payload_of(&done[1]), json!("InBsYWluIg=="));
+    assert_eq!(
+        (done[2].state, done[2].last_err.as_str()),
+        (
+            TaskState::Terminated,
+            "go responder refused: terminate task"
+        )
+    );
+    assert_eq!((done[3].state, done[3].tries), (TaskState::Complete, 2));
 }

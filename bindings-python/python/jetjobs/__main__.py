@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Command line: ``python -m jetjobs worker module:app`` and ``python -m jetjobs dev-server``."""
+"""Command line: ``python -m jetjobs worker|scheduler|dev-server``.
+
+``worker module:app`` runs an App's handlers, ``scheduler URL [--name NAME]`` a task scheduler,
+``dev-server`` a throwaway local nats-server.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import asyncio
 import contextlib
 import importlib
 import os
+import signal
+import socket
 import sys
 from collections.abc import Sequence
 
-from . import App, dev_server
+from . import App, CancellationToken, TaskScheduler, connect, dev_server
 
 
 def _load_app(spec: str) -> App:
@@ -37,6 +43,20 @@ async def _work(app: App) -> None:
     await app.run()
 
 
+async def _schedule(url: str, name: str) -> None:
+    client = await connect(url, connection_name=f"jetjobs scheduler {name}")
+    shutdown = CancellationToken()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shutdown.cancel)
+    try:
+        running = asyncio.ensure_future(TaskScheduler(client, name).run(shutdown))
+        print(f"jetjobs scheduler: {name} at {url}: ready", flush=True)
+        await running
+    finally:
+        await client.close()
+
+
 def _serve() -> None:
     with dev_server() as url:
         print(url, flush=True)
@@ -52,12 +72,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         "worker", help="run an App's handlers until SIGINT or SIGTERM, then shut down gracefully"
     )
     worker.add_argument("app", help="module:attribute of a jetjobs.App (default attribute: app)")
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="run a task scheduler (the elected one creates the scheduled tasks) until SIGINT or "
+        "SIGTERM; prints a line ending in ': ready' once running",
+    )
+    scheduler.add_argument("url", help="NATS server URL(s), comma-separated")
+    scheduler.add_argument(
+        "--name",
+        default=f"{socket.gethostname()}-{os.getpid()}",
+        help="the name it campaigns as, unique per scheduler (default: hostname-pid)",
+    )
     commands.add_parser(
         "dev-server", help="start a throwaway local nats-server, print its URL, wait for Ctrl-C"
     )
     args = parser.parse_args(argv)
     if args.command == "worker":
         asyncio.run(_work(_load_app(args.app)))
+    elif args.command == "scheduler":
+        asyncio.run(_schedule(args.url, args.name))
     else:
         _serve()
 

@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Union
@@ -28,9 +28,13 @@ from ._native import (
     Priority,
     Queue,
     QueueHandle,
+    Responder,
     RetryPolicy,
+    ScheduledTask,
+    ScheduleWatch,
     StorageAdmin,
     Task,
+    TaskScheduler,
     TaskSigner,
     TaskVerifier,
     TraceContext,
@@ -42,7 +46,7 @@ from ._routes import Decoder, Encoder, Handler, Middleware, Route
 from ._states import TaskState
 from ._threads import HandlerThreads
 from ._tracing import producing, sending
-from .errors import Closed, InvalidTaskType, JetJobsError
+from .errors import Closed, DuplicateHandler, InvalidTaskType, JetJobsError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 """Where :class:`App` connects when no URL is given."""
@@ -120,6 +124,15 @@ def _verifier(
     return key
 
 
+async def _together(runs: list[Awaitable[None]], shutdown: CancellationToken) -> None:
+    """Awaits every run; the first to fail stops the others gracefully, then raises its error."""
+    tasks = [asyncio.ensure_future(run) for run in runs]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    if any(t.done() and not t.cancelled() and t.exception() is not None for t in tasks):
+        shutdown.cancel()
+    await asyncio.gather(*tasks)
+
+
 class App:
     """A jetjobs application: connection options, handlers, and the worker that runs them.
 
@@ -132,7 +145,9 @@ class App:
     :class:`TaskSigner`, hex text or raw bytes (or a seed file); verification likewise, with
     ``signatures_optional`` to accept unsigned tasks. ``discard`` lists final states whose tasks are
     deleted instead of kept. ``encoder`` turns payloads into bytes (default: JSON) and ``decoder``
-    turns them back for handlers (default: JSON).
+    turns them back for handlers (default: JSON). ``task_scheduler`` names a :class:`TaskScheduler`
+    that :meth:`run` runs too (see :meth:`create_schedule`), and ``prometheus_port`` makes workers
+    and schedulers serve metrics on ``http://0.0.0.0:<port>/metrics`` (see :func:`render_metrics`).
 
     The connection is made on first use, from any event loop or thread (racing first uses make
     one connection); :meth:`close` or ``async with App(...) as app:`` closes it.
@@ -167,6 +182,8 @@ class App:
         priority: Priority | None = None,
         encoder: Encoder | None = None,
         decoder: Decoder | None = None,
+        task_scheduler: str | None = None,
+        prometheus_port: int | None = None,
     ) -> None:
         self.url = url
         if queue is None:
@@ -195,6 +212,7 @@ class App:
             signatures_optional=signatures_optional,
             discard_states=discard_states,
             shutdown_grace=shutdown_grace,
+            prometheus_port=prometheus_port,
         )
         # What the worker of `run()` gets; the connection options above validate the same values
         # when connecting.
@@ -206,12 +224,16 @@ class App:
             "verification_key": verifier,
             "signatures_optional": signatures_optional,
             "priority": priority,
+            "task_scheduler": task_scheduler,
         }
         self._queues = Queues(queue, queues)
         self._encoder = encoder
         self._decoder = decoder
         self._middleware: list[Middleware] = []
         self._routes: list[Route] = []
+        # Request-reply routes need the connection: they join their queue's mux when a run starts.
+        self._request_replies: list[tuple[str, str]] = []
+        self._responders: dict[str, tuple[Route, dict[str, Any]]] = {}
         self._threads = HandlerThreads(DEFAULT_CONCURRENCY if concurrency is None else concurrency)
         self._client: Client | None = None
         self._closed = False
@@ -269,12 +291,96 @@ class App:
             raise TypeError(
                 f"the handler for {task_type!r} must be callable, not {type(handler).__name__}"
             )
+        self._refuse_duplicate(self._queues.name(queue), task_type)
         route = Route(task_type, handler, middleware, self._decoder, self._threads)
         route.chain = route.compose(self._middleware)
         # Every route is async to the engine: sync handlers run on `self._threads`, one pool for
         # every queue, sized like the worker's concurrency budget.
         self._queues.mux(self._queues.name(queue)).handle(task_type, route, is_async=True)
         self._routes.append(route)
+
+    def request_reply(self, task_type: str, *, queue: QueueLike | None = None) -> None:
+        """Route ``task_type`` on ``queue`` to remote responders, as asyncjobs' ``RequestReply``.
+
+        Each try sends the task as a NATS request to ``CHORIA_AJ.H.T.<task_type>`` (``catchall``
+        for ``""``) with asyncjobs' headers, to a Go service or a :meth:`responder`. A reply with
+        ``AJ-Terminate`` terminates the task, one with ``AJ-Error`` fails the try; any other reply
+        completes it with the reply bytes, stored base64-encoded as asyncjobs stores them. No
+        responder (``request-reply callout failed: ...``) or under 3 s left (``deadline too
+        short``) fail the try. Registered on the connection when :meth:`run` starts. App
+        middleware does not wrap it.
+        """
+        name = self._delegated_route(task_type, queue)
+        self._request_replies.append((name, task_type))
+
+    def external_process(
+        self, task_type: str, command: _PathLike, *, queue: QueueLike | None = None
+    ) -> None:
+        """Route ``task_type`` on ``queue`` to a command, as asyncjobs' ``ExternalProcess``.
+
+        Each try runs ``command`` with no arguments, no stdin and only ``CHORIA_AJ_TASK`` in its
+        environment: the path of a temporary file holding the task document. Exit 0 completes the
+        task with the command's combined stdout and stderr as a string; another exit fails the try
+        (``execution failed: exit status N``), as does a missing command (``command not found``,
+        checked on each try). App middleware does not wrap it.
+        """
+        name = self._delegated_route(task_type, queue)
+        self._queues.mux(name).external_process(task_type, command)
+
+    def responder(
+        self,
+        task_type: str,
+        *,
+        concurrency: int | None = None,
+        queue_group: str | None = None,
+        middleware: Sequence[Middleware] = (),
+    ) -> Callable[[_H], _H]:
+        """Serve ``task_type`` to request-reply workers with the decorated function while running.
+
+        Go asyncjobs workers that route the type with ``RequestReply`` (and jetjobs ones with
+        :meth:`request_reply`) send each try to it on ``CHORIA_AJ.H.T.<task_type>`` (``""``:
+        ``catchall``); responders of the type share ``queue_group`` (default: the subject). The
+        handler is written as for :meth:`task`: its result goes back as JSON (the caller stores
+        it base64-encoded), ``TerminateTask`` terminates the task and any other exception fails
+        the try. ``task.context`` has the caller's deadline. :meth:`run` serves every responder,
+        ``concurrency`` calls each at once (default 10), and runs a worker only if the app also
+        has routes.
+        """
+        if task_type and not is_valid_name(task_type):
+            raise InvalidTaskType(
+                f"cannot serve task type {task_type!r}: it must match ^[a-zA-Z0-9_:-]+$"
+            )
+        if task_type in self._responders:
+            raise DuplicateHandler(f"duplicate responder for task type {task_type!r}")
+        options = {"concurrency": concurrency, "queue_group": queue_group}
+
+        def register(handler: _H) -> _H:
+            route = Route(task_type, handler, middleware, self._decoder, self._threads)
+            route.chain = route.compose(self._middleware)
+            self._routes.append(route)
+            self._responders[task_type] = (route, options)
+            return handler
+
+        return register
+
+    def _delegated_route(self, task_type: str, queue: QueueLike | None) -> str:
+        """The queue of a new delegated route; refuses a type no task can have or a duplicate."""
+        if task_type and not is_valid_name(task_type):
+            raise InvalidTaskType(
+                f"cannot route task type {task_type!r}: a task type or prefix must match "
+                "^[a-zA-Z0-9_:-]+$ (or be '' to catch every type)"
+            )
+        name = self._queues.name(queue)
+        self._refuse_duplicate(name, task_type)
+        return name
+
+    def _refuse_duplicate(self, queue: str, task_type: str) -> None:
+        mux = self._queues.existing_mux(queue)
+        taken = mux is not None and mux.route_for(task_type) == task_type
+        if taken or (queue, task_type) in self._request_replies:
+            raise DuplicateHandler(
+                f"duplicate handler for task type {task_type!r} on queue {queue}"
+            )
 
     def middleware(self, middleware: Middleware) -> Middleware:
         """Add app-wide middleware (usable as a decorator), outside every route's own.
@@ -562,6 +668,63 @@ class App:
         """Storage administration: list, inspect, purge and delete queues and tasks."""
         return (await self.client()).admin()
 
+    # --- schedules -------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        name: str,
+        schedule: str,
+        task: str | Task,
+        payload: Any = None,
+        *,
+        queue: QueueLike | None = None,
+        deadline: timedelta | float | None = None,
+        max_tries: int | None = None,
+    ) -> ScheduledTask:
+        """Store schedule ``name``: a task enqueued on ``queue`` (default: the app's) at each time.
+
+        ``schedule`` is asyncjobs' cron syntax: five fields (``0 2 * * *``), ``@daily`` and the
+        other descriptors, or ``@every 10m``. ``task`` is a type (``payload`` encoded as by
+        :meth:`enqueue`) or a ready :class:`Task`; ``deadline`` (a ``timedelta`` or seconds, at
+        least 30 s) is each task's deadline from its creation. The elected scheduler of any
+        process (a :class:`TaskScheduler`, an app with ``task_scheduler``, or Go asyncjobs') fires
+        it without a restart. The queue is opened now (created unless it exists), as schedulers
+        that do not create queues need. Raises ``ScheduleExists``, ``InvalidSchedule``,
+        ``InvalidScheduleName`` or ``ScheduleDeadlineTooShort``.
+        """
+        if isinstance(deadline, (int, float)):
+            deadline = timedelta(seconds=deadline)
+        options: TaskOptions = {}
+        if deadline is not None:
+            options["deadline"] = deadline
+        if max_tries is not None:
+            options["max_tries"] = max_tries
+        made = ScheduledTask(
+            name, schedule, self._queues.name(queue), self._make_task(task, payload, options)
+        )
+        await self.queue(queue)
+        return await (await self.client()).create_schedule(made)
+
+    async def load_schedule(self, name: str) -> ScheduledTask:
+        """The schedule named ``name``; raises ``ScheduleNotFound`` if there is none."""
+        return await (await self.client()).load_schedule(name)
+
+    async def schedules(self) -> list[ScheduledTask]:
+        """Every schedule, by name."""
+        return await (await self.client()).schedules()
+
+    async def remove_schedule(self, name: str) -> None:
+        """Remove the schedule named ``name``; raises ``ScheduleNotFound`` if there is none."""
+        await (await self.client()).remove_schedule(name)
+
+    async def watch_schedules(self) -> ScheduleWatch:
+        """Every schedule as it is, then each change: iterate with ``async for``, then ``close()``.
+
+        Each item is a :class:`ScheduleChange`: ``kind`` ``"stored"`` with the ``schedule``, or
+        ``"removed"`` with only the ``name``.
+        """
+        return await (await self.client()).watch_schedules()
+
     # --- connection and worker -------------------------------------------------------------
 
     async def client(self) -> Client:
@@ -631,7 +794,8 @@ class App:
 
         One worker consumes every queue with handlers (the default queue if none names one):
         handlers of all queues share the app's ``concurrency``, and each queue's own
-        ``max_concurrent`` holds too.
+        ``max_concurrent`` holds too. With ``task_scheduler``, a :class:`TaskScheduler` of that
+        name runs alongside until the same shutdown.
 
         Shutdown is graceful: no new tasks are taken and running handlers get the shutdown grace
         period to finish; unfinished tasks go back to the queue without counting a try. A second
@@ -666,12 +830,29 @@ class App:
     async def _start(
         self, shutdown: CancellationToken, hard_stop: CancellationToken
     ) -> asyncio.Future[None]:
-        """One worker consuming every queue with handlers, running."""
+        """One worker consuming every queue with handlers, and the responders, running."""
         client = await self.client()
-        worker = Worker(client, **self._worker_options)
-        for name in self._queues.to_consume():
-            worker.consume(await self.queue(name), self._queues.mux(name))
-        return asyncio.ensure_future(worker.run(shutdown, hard_stop))
+        while self._request_replies:  # on the connection, once: the mux keeps them
+            name, task_type = self._request_replies[0]
+            self._queues.mux(name).request_reply(task_type, client)
+            self._request_replies.pop(0)
+        responders = [
+            Responder(client, task_type, route, is_async=True, **options)
+            for task_type, (route, options) in self._responders.items()
+        ]
+        for responder in responders:
+            await responder.listen()  # served before any task of this worker calls out
+        runs = [responder.run(shutdown) for responder in responders]
+        if self._queues.has_routes() or not responders:
+            worker = Worker(client, **self._worker_options)
+            for name in self._queues.to_consume():
+                worker.consume(await self.queue(name), self._queues.mux(name))
+            runs.append(worker.run(shutdown, hard_stop))
+        elif self._worker_options["task_scheduler"] is not None:  # no worker to run it in
+            runs.append(TaskScheduler(client, self._worker_options["task_scheduler"]).run(shutdown))
+        if len(runs) == 1:
+            return asyncio.ensure_future(runs[0])
+        return asyncio.ensure_future(_together(runs, shutdown))
 
     async def _wait(
         self,

@@ -52,6 +52,10 @@ class Queues:
     def existing_mux(self, name: str) -> Mux | None:
         return self._muxes.get(name)
 
+    def has_routes(self) -> bool:
+        """True once any queue has a :class:`Mux`."""
+        return bool(self._muxes)
+
     def to_consume(self) -> list[str]:
         """Queues with handlers; the default queue when none has any."""
         return list(self._muxes) or [self.default]

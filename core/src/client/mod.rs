@@ -11,6 +11,7 @@ mod dead_letters;
 mod options;
 mod queue;
 mod results;
+mod schedules;
 mod unique;
 mod workflow;
 
@@ -37,6 +38,7 @@ pub use admin::StorageAdmin;
 pub use dead_letters::DeadLetterFilter;
 pub use options::ClientOptions;
 pub use queue::QueueHandle;
+pub use schedules::ScheduleChange;
 
 /// Connects with default options; see [`ClientOptions`].
 pub async fn connect(servers: impl AsRef<str>) -> Result<Client> {
@@ -48,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) signer: Option<TaskSigner>,
     pub(crate) verifier: Option<TaskVerifier>,
     pub(crate) signatures_optional: bool,
+    /// Where workers and schedulers serve metrics, if anywhere.
+    pub(crate) prometheus_port: Option<u16>,
     pub(crate) waiters: ResultWaiters,
     /// The `JETJOBS_UNIQUE` bucket, opened on the first unique enqueue.
     pub(crate) unique_keys: tokio::sync::OnceCell<Kv>,
@@ -135,6 +139,14 @@ impl Client {
 
     pub(crate) fn storage(&self) -> &Storage {
         &self.inner.storage
+    }
+
+    /// Starts serving metrics if this client was given a port (once per process and port).
+    pub(crate) async fn serve_metrics(&self) -> Result<()> {
+        match self.inner.shared.prometheus_port {
+            Some(port) => crate::metrics::serve(port).await,
+            None => Ok(()),
+        }
     }
 
     /// Creates `queue` unless it exists (or binds to it, for [`Queue::bind`]) and returns a handle

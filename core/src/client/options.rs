@@ -45,6 +45,7 @@ pub struct ClientOptions {
     verifier: Option<TaskVerifier>,
     signatures_optional: bool,
     worker: WorkerOptions,
+    prometheus_port: Option<u16>,
 }
 
 impl Default for ClientOptions {
@@ -64,6 +65,7 @@ impl Default for ClientOptions {
             verifier: None,
             signatures_optional: false,
             worker: WorkerOptions::default(),
+            prometheus_port: None,
         }
     }
 }
@@ -173,6 +175,13 @@ impl ClientOptions {
         self
     }
 
+    /// Serve Prometheus metrics on `http://0.0.0.0:<port>/metrics` while a worker or task
+    /// scheduler of this client runs (asyncjobs' `PrometheusListenPort`).
+    pub fn prometheus_port(mut self, port: u16) -> Self {
+        self.prometheus_port = Some(port);
+        self
+    }
+
     /// Accept unsigned tasks even with a verification key (signed ones must still verify).
     pub fn signatures_optional(mut self) -> Self {
         self.worker = self.worker.signatures_optional();
@@ -244,6 +253,7 @@ impl ClientOptions {
         let shared = Arc::new(Shared {
             signer: self.signer.clone(),
             verifier: self.verifier.clone(),
+            prometheus_port: self.prometheus_port,
             signatures_optional: self.signatures_optional,
             waiters: ResultWaiters::new(storage.nats.clone()),
             unique_keys: tokio::sync::OnceCell::new(),

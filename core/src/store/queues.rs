@@ -13,6 +13,7 @@ use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::metrics;
 use crate::queue::Queue;
 use crate::store::{Storage, StorageSettings, storage_type};
 use crate::task::Task;
@@ -280,14 +281,21 @@ pub(crate) fn item_body(task_id: &str) -> Result<Vec<u8>> {
 
 /// Waits for the server to store an item sent with [`Storage::send_item`].
 pub(crate) async fn finish_item(queue: &Queue, pending: PublishAckFuture) -> Result<()> {
-    let ack = pending.await.map_err(|e| item_error(queue, e))?;
-    if ack.duplicate {
-        return Err(Error::new(
+    let stored = pending.await.map_err(|e| item_error(queue, e));
+    let stored = match stored {
+        Ok(ack) if ack.duplicate => Err(Error::new(
             ErrorKind::DuplicateItem,
             "duplicate work queue item",
-        ));
-    }
-    Ok(())
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
+    let counter = match stored {
+        Ok(()) => &metrics::ENQUEUED,
+        Err(_) => &metrics::ENQUEUE_ERRORS,
+    };
+    metrics::inc(counter, &[&queue.name]);
+    stored
 }
 
 fn item_error(queue: &Queue, e: PublishError) -> Error {

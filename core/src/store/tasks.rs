@@ -8,6 +8,7 @@ use async_nats::jetstream::stream;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::TaskStateChangeEvent;
+use crate::metrics;
 use crate::store::Storage;
 use crate::task::Task;
 use crate::wire::names::task_subject;
@@ -41,7 +42,14 @@ impl Storage {
         task: &mut Task,
         pending: PublishAckFuture,
     ) -> Result<()> {
-        let ack = pending.await.map_err(|e| save_error(task, e))?;
+        let ack = match pending.await {
+            Ok(ack) => ack,
+            Err(e) => {
+                metrics::inc(&metrics::TASK_UPDATE_ERRORS, &[]);
+                return Err(save_error(task, e));
+            }
+        };
+        metrics::inc(&metrics::TASK_UPDATES, &[task.state.as_str()]);
         task.seq = ack.sequence;
         self.publish_event(task).await
     }

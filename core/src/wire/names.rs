@@ -95,3 +95,43 @@ pub(crate) fn due_subjects(queue: &str) -> String {
 pub(crate) fn due_consumer(queue: &str) -> String {
     format!("JETJOBS_DUE_{queue}")
 }
+
+/// Key prefix of scheduled tasks in [`CONFIG_BUCKET`]: `scheduled_tasks.<name>`.
+pub(crate) const SCHEDULED_TASKS_PREFIX: &str = "scheduled_tasks.";
+/// The election key the task schedulers of an account share in [`ELECTIONS_BUCKET`].
+pub const SCHEDULER_ELECTION_KEY: &str = "task_scheduler";
+
+/// Prefix of the subjects asyncjobs' request-reply handlers call: `CHORIA_AJ.H.T.<routing type>`.
+pub const REQUEST_REPLY_SUBJECT_PREFIX: &str = "CHORIA_AJ.H.T.";
+/// What stands for the catch-all routing type `""` in a request-reply subject.
+pub const REQUEST_REPLY_CATCHALL: &str = "catchall";
+/// Request header naming the body's encoding.
+pub const REQUEST_REPLY_CONTENT_TYPE_HEADER: &str = "AJ-Content-Type";
+/// Request header with the time the reply is due (UTC, RFC 3339 with whole seconds).
+pub const REQUEST_REPLY_DEADLINE_HEADER: &str = "AJ-Handler-Deadline";
+/// Reply header asking for the task to be terminated; its value is the reason.
+pub const REQUEST_REPLY_TERMINATE_HEADER: &str = "AJ-Terminate";
+/// Reply header reporting a failed try; its value is the error.
+pub const REQUEST_REPLY_ERROR_HEADER: &str = "AJ-Error";
+/// The [`REQUEST_REPLY_CONTENT_TYPE_HEADER`] value of a request whose body is a task document.
+pub const REQUEST_REPLY_TASK_CONTENT_TYPE: &str = "application/x-asyncjobs-task+json";
+/// The only variable in an external process's environment: the path of a file holding the task.
+pub const EXTERNAL_PROCESS_TASK_ENV: &str = "CHORIA_AJ_TASK";
+
+/// The subject a request-reply route for `task_type` calls (asyncjobs'
+/// `RequestReplySubjectForTaskType`): the registered routing type, `catchall` for `""`.
+///
+/// # Examples
+/// ```
+/// use jetjobs::wire::names::request_reply_subject;
+/// assert_eq!(request_reply_subject("email:"), "CHORIA_AJ.H.T.email:");
+/// assert_eq!(request_reply_subject(""), "CHORIA_AJ.H.T.catchall");
+/// ```
+pub fn request_reply_subject(task_type: &str) -> String {
+    let routing = if task_type.is_empty() {
+        REQUEST_REPLY_CATCHALL
+    } else {
+        task_type
+    };
+    format!("{REQUEST_REPLY_SUBJECT_PREFIX}{routing}")
+}

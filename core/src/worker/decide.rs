@@ -14,6 +14,8 @@ use crate::task::{Task, TaskResult, TaskState};
 /// How soon a task waiting on something (dependencies, storage) is looked at again; asyncjobs'
 /// `defaultBlockedNakTime`.
 pub(crate) const BLOCKED_NAK_DELAY: Duration = Duration::from_secs(5);
+/// Why a task past its deadline expires (asyncjobs' `ErrTaskPastDeadline`).
+pub(crate) const PAST_DEADLINE: &str = "past deadline";
 /// Margin after an `active` task turns stale before it is looked at again.
 const STALE_MARGIN: Duration = Duration::from_millis(100);
 
@@ -65,7 +67,7 @@ pub(crate) fn decide(
         _ => {}
     }
     if task.deadline.is_some_and(|d| d.to_utc() <= now) {
-        return Decision::Expire("past deadline");
+        return Decision::Expire(PAST_DEADLINE);
     }
     if task.max_tries > 0 && task.tries >= task.max_tries {
         return Decision::Expire("exceeded maximum tries");

@@ -107,6 +107,7 @@ impl Worker {
             )),
             None => None,
         };
+        self.client.serve_metrics().await?;
         let budget = Arc::new(Semaphore::new(self.options.concurrency));
         let options = Arc::new(self.options);
         // Stops every queue's loop when one fails, without cancelling the caller's token.
@@ -119,6 +120,11 @@ impl Worker {
             .listen(self.client.storage().nats.clone(), listening)
             .await?;
         let mut loops = JoinSet::new();
+        if let Some(name) = &options.task_scheduler {
+            let scheduler = crate::TaskScheduler::new(&self.client, name)?;
+            let stop = stop.clone();
+            loops.spawn(async move { scheduler.run(stop).await });
+        }
         for (index, (queue, mux)) in self.queues.into_iter().enumerate() {
             let local = queue.settings().max_concurrent.max(1) as usize;
             let size = local.min(options.concurrency);

@@ -42,6 +42,8 @@ pub struct WorkerOptions {
     pub(crate) admission: Option<Arc<dyn Admission>>,
     /// None shares slots between queues first come first served.
     pub(crate) priority: Option<Priority>,
+    /// The name of a task scheduler to run alongside the queues, if any.
+    pub(crate) task_scheduler: Option<String>,
 }
 
 impl Default for WorkerOptions {
@@ -55,6 +57,7 @@ impl Default for WorkerOptions {
             signatures_optional: false,
             admission: None,
             priority: None,
+            task_scheduler: None,
         }
     }
 }
@@ -69,6 +72,7 @@ impl std::fmt::Debug for WorkerOptions {
             .field("verifies", &self.verifier.is_some())
             .field("signatures_optional", &self.signatures_optional)
             .field("priority", &self.priority)
+            .field("task_scheduler", &self.task_scheduler)
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +136,14 @@ impl WorkerOptions {
     /// trip to the server.
     pub fn priority(mut self, priority: Priority) -> Self {
         self.priority = Some(priority);
+        self
+    }
+
+    /// Also run a [`TaskScheduler`](crate::TaskScheduler) campaigning as `name` while the
+    /// worker runs: the elected one of all schedulers (Go ones included) creates the scheduled
+    /// tasks.
+    pub fn task_scheduler(mut self, name: impl Into<String>) -> Self {
+        self.task_scheduler = Some(name.into());
         self
     }
 

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, Result};
 use crate::handler::{HandlerError, HandlerResult, ProgressTarget, TaskContext};
+use crate::metrics;
 use crate::store::ProcessItem;
 use crate::task::{Task, TaskResult, TaskState};
 use crate::wire::Timestamp;
@@ -41,12 +42,16 @@ impl QueueConsumer {
         let delivery = Delivery::new(&self.storage.nats, &message);
         let Some(item) = ProcessItem::parse(&message.payload) else {
             tracing::warn!(subject = %message.subject, "terminating corrupt work item");
+            metrics::inc(&metrics::CORRUPT_ITEMS, &[&self.queue.name]);
             return delivery.term().await;
         };
         let loaded = through_outage!(
             OutageRetry::new("loading task", Some(&hard_stop)),
             self.storage.load_task(&item.job).await
         );
+        if loaded.is_err() {
+            metrics::inc(&metrics::TASK_NOT_FOUND, &[&self.queue.name]);
+        }
         let mut task = match loaded {
             Ok(task) => task,
             Err(e) if e.kind() == ErrorKind::TaskNotFound => {
@@ -72,6 +77,7 @@ impl QueueConsumer {
                 }
                 Dependencies::Waiting => Decision::Defer(BLOCKED_NAK_DELAY),
                 Dependencies::Failed(reason) => {
+                    metrics::inc(&metrics::DEPENDENCIES_FAILED, &[]);
                     let last_err = format!("task dependencies failed: {reason}");
                     return self
                         .finish(&mut task, TaskState::Unreachable, last_err, &delivery)
@@ -91,6 +97,12 @@ impl QueueConsumer {
             Decision::Defer(delay) => return delivery.nak(delay).await,
             Decision::Expire(why) => {
                 tracing::info!(task = %task.id, "expiring task: {why}");
+                let counter = if why == decide::PAST_DEADLINE {
+                    &metrics::PAST_DEADLINE
+                } else {
+                    &metrics::PAST_MAX_TRIES
+                };
+                metrics::inc(counter, &[&self.queue.name]);
                 return self.expire(&mut task, &delivery).await;
             }
             Decision::CheckDependencies => return delivery.nak(BLOCKED_NAK_DELAY).await,
@@ -131,7 +143,19 @@ impl QueueConsumer {
             return;
         }
         task.tries += 1;
+        metrics::add(&metrics::HANDLERS_BUSY, &[], 1.0);
+        let started = std::time::Instant::now();
         let outcome = self.run_handler(&task, &delivery, &hard_stop).await;
+        metrics::add(&metrics::HANDLERS_BUSY, &[], -1.0);
+        if let Outcome::Done(result) = &outcome {
+            let labels = [self.queue.name.as_str(), task.task_type.as_str()];
+            let took = started.elapsed();
+            metrics::observe(&metrics::HANDLER_RUNTIME, &labels, took);
+            metrics::observe(&metrics::HANDLER_DURATION, &labels, took);
+            if result.is_err() {
+                metrics::inc(&metrics::HANDLER_ERRORS, &labels);
+            }
+        }
         drop(permit);
         self.record_outcome(task, outcome, &delivery).await;
     }
@@ -173,7 +197,13 @@ impl QueueConsumer {
                     };
                     return Some((permit, slot));
                 }
-                Ok(Admit::RetryAfter(wait)) => wait,
+                Ok(Admit::RetryAfter(wait)) => {
+                    metrics::inc(
+                        &metrics::ADMISSION_WAITS,
+                        &[&self.queue.name, &task.task_type],
+                    );
+                    wait
+                }
                 Err(e) => {
                     tracing::warn!(task = %task.id, error = %e, "admission check failed; asking again");
                     ADMISSION_ERROR_RETRY
@@ -336,6 +366,7 @@ impl QueueConsumer {
                 if decide::after_failure(&task, &self.queue, delivery.delivered)
                     == AfterFailure::Expire
                 {
+                    metrics::inc(&metrics::PAST_MAX_TRIES, &[&self.queue.name]);
                     return self
                         .finish(&mut task, TaskState::Expired, e.message().into(), delivery)
                         .await;

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
+use crate::metrics;
 use crate::mux::Mux;
 use crate::queue::Queue;
 use crate::store::Storage;
@@ -76,6 +77,7 @@ impl QueueConsumer {
                 }
             }
             let connection = this.connection_count();
+            metrics::inc(&metrics::POLLS, &[&this.queue.name]);
             let batch = this
                 .consumer
                 .batch()
@@ -196,6 +198,7 @@ impl QueueConsumer {
         error: &(impl std::fmt::Display + Sync),
         shutdown: &CancellationToken,
     ) {
+        metrics::inc(&metrics::POLL_ERRORS, &[&self.queue.name]);
         let pause = storage_retry().delay(failures);
         tracing::warn!(%error, queue = %self.queue.name, ?pause, "pulling work failed");
         tokio::select! { _ = tokio::time::sleep(pause) => {}, _ = shutdown.cancelled() => {} }

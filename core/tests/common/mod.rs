@@ -3,6 +3,8 @@
 //! port, temp store, stopped on drop) and waits on conditions with deadlines, never on sleeps.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod go;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -161,4 +163,21 @@ impl RunningWorker {
         self.shutdown.cancel();
         self.handle.await.expect("worker stops cleanly");
     }
+}
+
+/// Tasks of `task_type`, counted by the whole second they were created in (a scheduler fires
+/// on whole seconds, so two in one second are a duplicate firing).
+pub async fn tasks_per_second(
+    client: &jetjobs::Client,
+    task_type: &str,
+) -> std::collections::HashMap<i64, usize> {
+    let mut seconds = std::collections::HashMap::new();
+    for task in client.admin().tasks(100_000).await.expect("tasks") {
+        if task.task_type == task_type {
+            let at = task.created.to_utc();
+            let second = at.timestamp() + i64::from(at.timestamp_subsec_millis() >= 500);
+            *seconds.entry(second).or_default() += 1;
+        }
+    }
+    seconds
 }

@@ -3,7 +3,7 @@
 //
 // Usage: ajdriver <subcommand> [flags]
 //
-// Subcommands: enqueue, worker, load, cron-add, cron-rm. Every subcommand
+// Subcommands: enqueue, worker, responder, load, cron-add, cron-rm. Every subcommand
 // writes machine-readable JSON lines on stdout; logs go to stderr. On error
 // a single {"error":"..."} line is printed on stdout and the exit code is
 // non-zero (2 for "task not found" in load and for usage errors, 1 otherwise).
@@ -57,12 +57,16 @@ func main() {
 		err = enqueueCmd(args)
 	case "worker":
 		err = workerCmd(args)
+	case "responder":
+		err = responderCmd(args)
 	case "load":
 		err = loadCmd(args)
 	case "cron-add":
 		err = cronAddCmd(args)
 	case "cron-rm":
 		err = cronRmCmd(args)
+	case "scheduler":
+		err = schedulerCmd(args)
 	case "-h", "-help", "--help", "help":
 		usage()
 		return
@@ -82,7 +86,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: ajdriver enqueue|worker|load|cron-add|cron-rm [flags]  (use <subcommand> -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: ajdriver enqueue|worker|responder|load|cron-add|cron-rm [flags]  (use <subcommand> -h for flags)")
 }
 
 type codedError struct {
@@ -400,6 +404,7 @@ func workerCmd(args []string) error {
 	bind := fs.Bool("bind", false, "bind to an existing queue (BindWorkQueue) instead of creating it")
 	retry := fs.String("retry", "fast", "retry policy: \"fast\" (100ms,200ms,300ms jitter 0.1) or an asyncjobs policy name (default, 1m, 10m, 1h)")
 	debug := fs.Bool("debug", false, "debug logging on stderr (one line per handled task)")
+	requestReply := fs.Bool("request-reply", false, "route -type with Mux.RequestReply (to CHORIA_AJ.H.T.<type>) instead of the built-in handler")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -441,7 +446,12 @@ func workerCmd(args []string) error {
 
 	h := &workerHandler{nc: nc, body: []byte(fmt.Sprintf("go-%d", os.Getpid())), log: log}
 	router := aj.NewTaskRouter()
-	if err := router.HandleFunc(*ttype, h.handle); err != nil {
+	if *requestReply {
+		err = router.RequestReply(*ttype, client)
+	} else {
+		err = router.HandleFunc(*ttype, h.handle)
+	}
+	if err != nil {
 		return err
 	}
 
@@ -456,6 +466,99 @@ func workerCmd(args []string) error {
 	}
 
 	log.Warnf("shutting down")
+	return nil
+}
+
+// -------------------------------------------------------------- responder
+
+// responderReply answers one request-reply call the way a non-Go service would: by hand, with
+// asyncjobs' headers. The task payload is the same mode spec the worker handler reads.
+func responderReply(msg *nats.Msg) *nats.Msg {
+	resp := nats.NewMsg(msg.Subject)
+	failWith := func(header string, format string, a ...any) *nats.Msg {
+		resp.Header.Add(header, fmt.Sprintf(format, a...))
+		return resp
+	}
+
+	ct := msg.Header.Get(aj.RequestReplyContentTypeHeader)
+	if ct != aj.RequestReplyTaskType {
+		return failWith(aj.RequestReplyError, "go responder: invalid content type %q", ct)
+	}
+	header := msg.Header.Get(aj.RequestReplyDeadlineHeader)
+	deadline, err := time.Parse(time.RFC3339, header)
+	if err != nil {
+		return failWith(aj.RequestReplyError, "go responder: invalid deadline %q: %v", header, err)
+	}
+	task := &aj.Task{}
+	if err := json.Unmarshal(msg.Data, task); err != nil {
+		return failWith(aj.RequestReplyError, "go responder: invalid task: %v", err)
+	}
+
+	var spec map[string]any
+	_ = json.Unmarshal(task.Payload, &spec)
+	mode, _ := spec["mode"].(string)
+	switch mode {
+	case "terminate":
+		return failWith(aj.RequestReplyTerminateError, "go responder refused")
+	case "fail":
+		fails, _ := spec["fails"].(float64)
+		if task.Tries <= int(fails) {
+			return failWith(aj.RequestReplyError, "go responder failure %d", task.Tries)
+		}
+	}
+
+	var body any = map[string]any{
+		"handled_by":   "go-responder",
+		"id":           task.ID,
+		"state":        task.State,
+		"tries":        task.Tries,
+		"content_type": ct,
+		"deadline":     header,
+		"left_ms":      time.Until(deadline).Milliseconds(),
+	}
+	if r, ok := spec["result"]; ok {
+		body = r
+	}
+	resp.Data, err = json.Marshal(body)
+	if err != nil {
+		return failWith(aj.RequestReplyError, "go responder: %v", err)
+	}
+	return resp
+}
+
+func responderCmd(args []string) error {
+	fs := flag.NewFlagSet("responder", flag.ContinueOnError)
+	url := fs.String("url", "", "NATS server URL (required)")
+	ttype := fs.String("type", "", "routing type to serve (\"\" serves the catchall subject)")
+	group := fs.String("group", "ajdriver", "queue group")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+
+	nc, err := connect(*url, "responder")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	subject := aj.RequestReplySubjectForTaskType(*ttype)
+	_, err = nc.QueueSubscribe(subject, *group, func(msg *nats.Msg) {
+		if err := msg.RespondMsg(responderReply(msg)); err != nil {
+			fmt.Fprintf(os.Stderr, "ajdriver responder: reply failed: %v\n", err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := nc.Flush(); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	emit(map[string]any{"ready": true, "subject": subject})
+	<-ctx.Done()
 	return nil
 }
 
