@@ -73,6 +73,28 @@ test('the README "More in Node" block compiles under --strict and runs as writte
   assert.equal(lines[7], 'dead letters: 1')
 })
 
+test('the README "More in Node: schedules" block compiles under --strict and runs as written', async () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const section = readme.split('\n## More in Node: schedules')[1]
+  assert.ok(section, 'README has a "More in Node: schedules" section')
+  const block = section.match(/```ts\n([\s\S]*?)```/)
+  assert.ok(block, 'the section has a ```ts block')
+  const dir = join(out, 'readme-ops')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'ops.mts'), block[1])
+  await compile([join(dir, 'ops.mts')], join(dir, 'out'))
+  const { stdout } = await run(process.execPath, [join(dir, 'out', 'ops.mjs')], {
+    env: { ...process.env, NATS_URL: server.url },
+    timeout: 120_000,
+  })
+  assert.deepEqual(stdout.trim().split('\n'), [
+    'request-reply: "hello ada"',
+    'external process: disk ok',
+    'schedules: nightly',
+    'metrics: true',
+  ])
+})
+
 test('examples/node/quickstart.mts is the README quick start', () => {
   const file = readFileSync(join(root, 'examples', 'node', 'quickstart.mts'), 'utf8')
   assert.equal(file.replace(/^\/\/ SPDX-License-Identifier: .*\n/, ''), readmeQuickStart())

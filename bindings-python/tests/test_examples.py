@@ -82,6 +82,29 @@ async def test_readme_more_runs_as_written(nats_url: str, tmp_path: Path) -> Non
     assert lines[7] == "dead letters: 1"
 
 
+async def test_readme_more_in_python_ops(nats_url: str, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## More in Python: schedules", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    script = tmp_path / "ops.py"
+    script.write_text(block)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env={**os.environ, "NATS_URL": nats_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, stderr.decode()
+    assert stdout.decode().splitlines() == [
+        'request-reply: "hello ada"',
+        "external process: disk ok",
+        "schedules: ['nightly']",
+        "metrics: True",
+    ]
+
+
 async def test_quickstart_example() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
