@@ -63,6 +63,10 @@ export class ScheduleDeadlineTooShortError extends JetJobsError { readonly code 
 export class ScheduleExistsError extends JetJobsError { readonly code = 'ERR_SCHEDULE_EXISTS'; readonly kind = 'ScheduleExists' }
 /** No schedule with that name. */
 export class ScheduleNotFoundError extends JetJobsError { readonly code = 'ERR_SCHEDULE_NOT_FOUND'; readonly kind = 'ScheduleNotFound' }
+/** No governor with that name. */
+export class GovernorNotFoundError extends JetJobsError { readonly code = 'ERR_GOVERNOR_NOT_FOUND'; readonly kind = 'GovernorNotFound' }
+/** No lease with that sequence on the governor. */
+export class LeaseNotFoundError extends JetJobsError { readonly code = 'ERR_LEASE_NOT_FOUND'; readonly kind = 'LeaseNotFound' }
 
 type ErrorClass = new (message: string, options?: ErrorOptions) => JetJobsError
 
@@ -109,6 +113,8 @@ const errorClasses: { readonly [C in ErrorCode]: ErrorClass } = {
   ERR_SCHEDULE_DEADLINE_TOO_SHORT: ScheduleDeadlineTooShortError,
   ERR_SCHEDULE_EXISTS: ScheduleExistsError,
   ERR_SCHEDULE_NOT_FOUND: ScheduleNotFoundError,
+  ERR_GOVERNOR_NOT_FOUND: GovernorNotFoundError,
+  ERR_LEASE_NOT_FOUND: LeaseNotFoundError,
 }
 
 /** Every error code, in the core's order (from the addon), for exhaustive checks. */

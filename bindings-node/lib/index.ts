@@ -50,6 +50,8 @@ export {
   ScheduleDeadlineTooShortError,
   ScheduleExistsError,
   ScheduleNotFoundError,
+  GovernorNotFoundError,
+  LeaseNotFoundError,
   ERROR_CODES,
   TerminateTask,
   type ErrorCode,

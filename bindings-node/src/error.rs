@@ -101,6 +101,10 @@ pub enum ErrorCode {
     ScheduleExists,
     #[napi(value = "ERR_SCHEDULE_NOT_FOUND")]
     ScheduleNotFound,
+    #[napi(value = "ERR_GOVERNOR_NOT_FOUND")]
+    GovernorNotFound,
+    #[napi(value = "ERR_LEASE_NOT_FOUND")]
+    LeaseNotFound,
 }
 
 impl From<ErrorKind> for ErrorCode {
@@ -149,6 +153,8 @@ impl From<ErrorKind> for ErrorCode {
             ErrorKind::ScheduleDeadlineTooShort => ErrorCode::ScheduleDeadlineTooShort,
             ErrorKind::ScheduleExists => ErrorCode::ScheduleExists,
             ErrorKind::ScheduleNotFound => ErrorCode::ScheduleNotFound,
+            ErrorKind::GovernorNotFound => ErrorCode::GovernorNotFound,
+            ErrorKind::LeaseNotFound => ErrorCode::LeaseNotFound,
         }
     }
 }

@@ -84,6 +84,8 @@ kinds! {
     ScheduleDeadlineTooShort: "A scheduled task's deadline below asyncjobs' 30 s minimum.",
     ScheduleExists: "A schedule with that name exists already.",
     ScheduleNotFound: "No schedule with that name.",
+    GovernorNotFound: "No governor with that name.",
+    LeaseNotFound: "No lease with that sequence on the governor.",
 }
 
 /// The exception for a core error, with the core's message and its source chained as `__cause__`.

@@ -127,6 +127,10 @@ error_kinds! {
     ScheduleExists,
     /// No schedule with that name.
     ScheduleNotFound,
+    /// No governor with that name (choria's "unknown governor").
+    GovernorNotFound,
+    /// No lease with that sequence on the governor (JetStream's "no message found").
+    LeaseNotFound,
     }
 }
 

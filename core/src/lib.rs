@@ -52,6 +52,9 @@ mod worker;
 pub use client::{
     Client, ClientOptions, DeadLetterFilter, QueueHandle, ScheduleChange, StorageAdmin, connect,
 };
+pub use coord::governor::{
+    GOVERNOR_INTERVAL, Governor, GovernorManager, Lease, collective_subject, governor_stream,
+};
 pub use delegated::Responder;
 pub use dev_server::DevServer;
 pub use error::{Error, ErrorKind, Result};

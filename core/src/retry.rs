@@ -132,6 +132,42 @@ impl RetryPolicy {
     }
 }
 
+/// choria's `backoff` tables (go-choria `backoff`), each step jittered to 0.5–1.5 × its value.
+impl RetryPolicy {
+    /// choria's `backoff.FiveSec`: 0.5 s up to 5 s.
+    pub fn five_sec() -> Self {
+        Self::choria(&[
+            500, 750, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000,
+        ])
+    }
+
+    /// choria's `backoff.FiveSecStartGrace`: a few quick tries, then up to 5 s.
+    pub fn five_sec_start_grace() -> Self {
+        Self::choria(&[
+            0, 25, 50, 75, 100, 125, 150, 200, 250, 500, 750, 1000, 1500, 2000, 2500, 3000, 3500,
+            4000, 4500, 5000,
+        ])
+    }
+
+    /// choria's `backoff.TwentySec`: 0.5 s up to 20 s.
+    pub fn twenty_sec() -> Self {
+        Self::choria(&[
+            500, 750, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500, 5750, 6000, 6500,
+            7000, 7500, 8000, 8500, 9000, 9500, 10000, 10500, 10750, 11000, 11500, 12000, 12500,
+            13000, 13500, 14000, 14500, 15000, 15500, 15750, 16000, 16500, 17000, 17500, 18000,
+            18500, 19000, 19500, 20000,
+        ])
+    }
+
+    /// asyncjobs' jitter formula with 0.5 is choria's: `m/2 + rand(m)`.
+    fn choria(millis: &[u64]) -> Self {
+        Self::Intervals {
+            intervals: millis.iter().map(|&m| Duration::from_millis(m)).collect(),
+            jitter: 0.5,
+        }
+    }
+}
+
 impl Default for RetryPolicy {
     /// asyncjobs' `RetryDefault`, the 10-minute linear policy.
     fn default() -> Self {

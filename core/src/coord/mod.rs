@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Coordination between processes on KV buckets: leader election ([`election`]).
+//! Coordination between processes: leader election on a KV bucket ([`election`]) and choria's
+//! governor on a stream ([`governor`]).
 
 pub(crate) mod election;
+pub(crate) mod governor;
