@@ -27,6 +27,8 @@ struct Route {
     handler: Arc<dyn Handler>,
     middleware: Vec<Middleware>,
     wrapped: Arc<dyn Handler>,
+    /// Gates this route's starts, inside the worker's own admission step.
+    admission: Option<Arc<dyn crate::Admission>>,
 }
 
 /// A task router.
@@ -87,6 +89,7 @@ impl Mux {
             handler,
             middleware,
             wrapped,
+            admission: None,
         });
         // Longest prefix first, so the first match is the most specific.
         self.routes
@@ -142,6 +145,70 @@ impl Mux {
     ) -> Result<&mut Self> {
         let handler = crate::delegated::ExternalProcess::new(command.into());
         self.handle_with(task_type, Arc::new(handler), Vec::new())
+    }
+
+    /// Gates the starts of route `task_type` (registered already) with `admission`, after the
+    /// worker's own admission step: while it says "later" a task waits without a try and
+    /// without a handler slot, until its deadline.
+    pub fn route_admission(
+        &mut self,
+        task_type: &str,
+        admission: Arc<dyn crate::Admission>,
+    ) -> Result<&mut Self> {
+        let route = self
+            .routes
+            .iter_mut()
+            .find(|r| r.task_type == task_type)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOption,
+                    format!("no route {task_type:?} to gate; register its handler first"),
+                )
+            })?;
+        route.admission = Some(admission);
+        Ok(self)
+    }
+
+    /// Runs route `task_type` only while holding a slot of `governor` (fleet-wide, across queues
+    /// and processes; Go's choria governor users share it). Each task campaigns as its id; with
+    /// [`Governor::without_leaving`](crate::Governor::without_leaving) this is a rate limit: at
+    /// most the governor's limit of starts per its max age.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(client: jetjobs::Client) -> jetjobs::Result<()> {
+    /// use std::time::Duration;
+    /// jetjobs::GovernorManager::create(&client, "DB", 2, Duration::from_secs(600), 1, None).await?;
+    /// let mut mux = jetjobs::Mux::new();
+    /// mux.handle("db:migrate", |_ctx, _task| async { Ok(serde_json::json!("done")) })?
+    ///     .governed("db:migrate", jetjobs::Governor::new(&client, "DB")?)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn governed(&mut self, task_type: &str, governor: crate::Governor) -> Result<&mut Self> {
+        self.route_admission(task_type, Arc::new(governor))
+    }
+
+    /// Runs route `task_type` only while holding a slot of the per-key governor `name` for the
+    /// task's key (`key`, e.g. its tenant); see
+    /// [`GovernorManager::create_per_key`](crate::GovernorManager::create_per_key).
+    pub fn governed_per_key(
+        &mut self,
+        task_type: &str,
+        client: &crate::Client,
+        name: &str,
+        key: impl Fn(&Task) -> String + Send + Sync + 'static,
+    ) -> Result<&mut Self> {
+        let admission = crate::coord::governor::PerKeyAdmission {
+            client: client.clone(),
+            name: name.to_string(),
+            key: Box::new(key),
+        };
+        self.route_admission(task_type, Arc::new(admission))
+    }
+
+    /// The route's own admission step for `task_type`, if it has one.
+    pub(crate) fn admission_for(&self, task_type: &str) -> Option<Arc<dyn crate::Admission>> {
+        self.find(task_type).and_then(|r| r.admission.clone())
     }
 
     /// Adds global middleware, outermost first in the order added; existing routes are rewrapped.

@@ -43,6 +43,11 @@ fn default_subject(name: &str) -> String {
     format!("$GOVERNOR.campaign.{name}")
 }
 
+/// The campaign subject of `key` in per-key governor `name` (a jetjobs extension).
+fn per_key_subject(name: &str, key: &str) -> String {
+    format!("$GOVERNOR.keyed.{name}.{key}")
+}
+
 /// The subject choria uses for governor `name` of `collective`.
 pub fn collective_subject(collective: &str, name: &str) -> String {
     format!("{collective}.governor.{name}")
@@ -148,6 +153,50 @@ impl GovernorManager {
             return manager.update(config).await;
         }
         Ok(manager)
+    }
+
+    /// A per-key governor (a jetjobs extension; choria has none): at most `per_key` holders for
+    /// each key, in one stream whose subjects are `$GOVERNOR.keyed.<name>.<key>`, with per-subject
+    /// limits and discard-new per subject (nats-server 2.9.2+). Campaign with
+    /// [`Governor::per_key`]. An existing governor of that name is used as it is.
+    pub async fn create_per_key(
+        client: &Client,
+        name: &str,
+        per_key: u64,
+        max_age: Duration,
+        replicas: usize,
+    ) -> Result<Self> {
+        validate_name(name)?;
+        if per_key == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                "a per-key limit is at least 1",
+            ));
+        }
+        let config = stream::Config {
+            name: governor_stream(name),
+            description: Some(format!("Per-key Concurrency Governor {name}")),
+            subjects: vec![per_key_subject(name, "*")],
+            retention: RetentionPolicy::Limits,
+            max_messages_per_subject: per_key as i64,
+            discard_new_per_subject: true,
+            max_age,
+            discard: DiscardPolicy::New,
+            storage: StorageType::File,
+            num_replicas: replicas.max(1),
+            ..Default::default()
+        };
+        let stream = client
+            .storage()
+            .js
+            .get_or_create_stream(config)
+            .await
+            .map_err(|e| Error::storage(format!("preparing governor {name}"), e))?;
+        Ok(Self {
+            client: client.clone(),
+            name: name.to_string(),
+            config: stream.cached_info().config.clone(),
+        })
     }
 
     /// The existing governor `name`, never created (choria's `NewManager` with limit 0); fails
@@ -434,6 +483,19 @@ impl Governor {
         })
     }
 
+    /// Campaigns for `key` of the per-key governor `name` (see
+    /// [`GovernorManager::create_per_key`]); `key` is one subject token (no `.`, `*`, `>`,
+    /// spaces).
+    pub fn per_key(client: &Client, name: &str, key: &str) -> Result<Self> {
+        if key.is_empty() || key.contains(['.', '*', '>', ' ', '\t', '\n', '\r']) {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                format!("{key:?} is not a governor key (it becomes a subject token)"),
+            ));
+        }
+        Ok(Self::new(client, name)?.subject(per_key_subject(name, key)))
+    }
+
     /// Campaigns on `subject` instead (choria uses [`collective_subject`]).
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = subject.into();
@@ -621,5 +683,40 @@ impl Drop for LeaseInner {
                 }
             });
         }
+    }
+}
+
+/// A governed route's admission: one campaign try per ask, holding the lease while the handler
+/// runs; a full governor means "later" (after the campaign interval).
+impl crate::Admission for Governor {
+    fn admit<'a>(
+        &'a self,
+        task: &'a crate::Task,
+    ) -> futures::future::BoxFuture<'a, Result<crate::Admit>> {
+        Box::pin(async move {
+            Ok(match self.try_start(&task.id).await? {
+                Some(lease) => crate::Admit::Granted(crate::Permit::holding(lease)),
+                None => crate::Admit::RetryAfter(self.interval),
+            })
+        })
+    }
+}
+
+/// A route governed per key: each task campaigns on its key's slots of a per-key governor.
+pub(crate) struct PerKeyAdmission {
+    pub(crate) client: Client,
+    pub(crate) name: String,
+    pub(crate) key: Box<dyn Fn(&crate::Task) -> String + Send + Sync>,
+}
+
+impl crate::Admission for PerKeyAdmission {
+    fn admit<'a>(
+        &'a self,
+        task: &'a crate::Task,
+    ) -> futures::future::BoxFuture<'a, Result<crate::Admit>> {
+        Box::pin(async move {
+            let governor = Governor::per_key(&self.client, &self.name, &(self.key)(task))?;
+            governor.admit(task).await
+        })
     }
 }

@@ -95,3 +95,25 @@ impl<F: FnOnce()> Drop for OnDrop<F> {
         }
     }
 }
+
+/// Two admission steps in turn: the worker's, then the route's. A "later" from the second gives
+/// back the first's permit, so a waiting task holds neither.
+pub(crate) struct Both(
+    pub(crate) std::sync::Arc<dyn Admission>,
+    pub(crate) std::sync::Arc<dyn Admission>,
+);
+
+impl Admission for Both {
+    fn admit<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<Admit>> {
+        Box::pin(async move {
+            let first = match self.0.admit(task).await? {
+                Admit::Granted(permit) => permit,
+                later => return Ok(later),
+            };
+            Ok(match self.1.admit(task).await? {
+                Admit::Granted(second) => Admit::Granted(Permit::holding((first, second))),
+                later => later,
+            })
+        })
+    }
+}

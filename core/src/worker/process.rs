@@ -16,7 +16,7 @@ use crate::store::ProcessItem;
 use crate::task::{Task, TaskResult, TaskState};
 use crate::wire::Timestamp;
 use crate::worker::Slot;
-use crate::worker::admission::{Admit, Permit};
+use crate::worker::admission::{Admit, Both, Permit};
 use crate::worker::decide::{
     self, AfterFailure, BLOCKED_NAK_DELAY, Decision, Dependencies, Parent,
 };
@@ -178,8 +178,11 @@ impl QueueConsumer {
         delivery: &Delivery,
         hard_stop: &CancellationToken,
     ) -> Option<(Permit, Slot)> {
-        let Some(admission) = &self.options.admission else {
-            return Some((Permit::unit(), slot));
+        let route = self.mux.admission_for(&task.task_type);
+        let admission = match (self.options.admission.clone(), route) {
+            (None, None) => return Some((Permit::unit(), slot)),
+            (Some(one), None) | (None, Some(one)) => one,
+            (Some(worker), Some(route)) => std::sync::Arc::new(Both(worker, route)),
         };
         let mut slot = Some(slot);
         loop {
