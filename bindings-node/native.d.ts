@@ -146,6 +146,63 @@ export declare class EventStream {
   close(): void
 }
 
+/** Campaigns for slots of one governor (choria's `Governor`). */
+export declare class Governor {
+  /** Campaigns for governor `name`; `backoff` paces tries after the first retry. */
+  constructor(client: Client, name: string, options?: GovernorOptions | undefined | null, backoff?: RetryPolicy | undefined | null)
+  /** The governor's name. */
+  get name(): string
+  /** One try: a lease, or null while the governor is full. */
+  tryStart(holder: string): Promise<Lease | null>
+  /**
+   * Campaigns until a slot is free; `Timeout` once `maxWaitMs` passes or `cancel` is
+   * cancelled. Only "full" is tried again; any other error is final.
+   */
+  start(holder: string, maxWaitMs?: number | undefined | null, cancel?: CancellationToken | undefined | null): Promise<Lease>
+}
+
+/** Creates, changes and inspects a governor (choria's `Manager`). */
+export declare class GovernorManager {
+  /**
+   * Governor `name` with at most `limit` holders; created if it does not exist, an existing
+   * one updated to these settings.
+   */
+  static create(client: Client, name: string, limit: number, options?: GovernorManagerOptions | undefined | null): Promise<GovernorManager>
+  /** The existing governor `name`, never created; `GovernorNotFound` otherwise. */
+  static load(client: Client, name: string): Promise<GovernorManager>
+  /** Names of the governors of `collective` (subjects `<collective>.governor.*`), sorted. */
+  static list(client: Client, collective: string): Promise<string[]>
+  /** The subject choria uses for governor `name` of `collective`. */
+  static collectiveSubject(collective: string, name: string): string
+  get name(): string
+  /** Most holders at once. */
+  get limit(): number
+  /** How long a lease lasts at most (0: until released). */
+  get maxAgeMs(): number
+  /** The campaign subject. */
+  get subject(): string
+  /** The stream's replicas. */
+  get replicas(): number
+  /** Changes the limit for every holder at once. */
+  setLimit(limit: number): Promise<void>
+  /** Changes how long leases last at most. */
+  setMaxAgeMs(maxAgeMs: number): Promise<void>
+  /** Changes the campaign subject. */
+  setSubject(subject: string): Promise<void>
+  /** Removes every lease. */
+  reset(): Promise<void>
+  /** Leases held now. */
+  active(): Promise<number>
+  /** When the newest lease was taken, in ms since the epoch; null if none ever was. */
+  lastActiveMs(): Promise<number | null>
+  /** Every lease. */
+  leases(): Promise<GovernorLease[]>
+  /** Removes lease `seq`, resolving to its holder's name; `LeaseNotFound` if there is none. */
+  evict(seq: number): Promise<string>
+  /** Deletes the governor and its leases. */
+  delete(): Promise<void>
+}
+
 /** A key-value bucket. */
 export declare class Kv {
   /** The bucket name. */
@@ -194,6 +251,17 @@ export declare class KvWatch {
   next(): Promise<KvEntry | null>
   /** Ends the watch; a pending and every later `next()` resolve to null. */
   close(): void
+}
+
+/** A held slot of a governor; `release()` gives it back. */
+export declare class Lease {
+  /** The lease's id: its message's stream sequence. */
+  get seq(): number
+  /**
+   * Gives the slot back (unless the governor keeps leases for the period); a second call does
+   * nothing. `LeaseNotFound` if it was evicted meanwhile.
+   */
+  release(): Promise<void>
 }
 
 /**
@@ -315,6 +383,12 @@ export declare class RetryPolicy {
   static intervals(intervalsMs: Array<number>, jitter: number): RetryPolicy
   /** `initialMs · 2ⁿ`, capped at `maxMs`, with up to `jitter · d` taken off at random. */
   static exponential(initialMs: number, maxMs: number, jitter: number): RetryPolicy
+  /** choria's `backoff.FiveSec`: 0.5 s up to 5 s, each jittered by ±50 %. */
+  static fiveSec(): RetryPolicy
+  /** choria's `backoff.FiveSecStartGrace`: like `fiveSec`, with a few quick first tries. */
+  static fiveSecStartGrace(): RetryPolicy
+  /** choria's `backoff.TwentySec`: 0.5 s up to 20 s, each jittered by ±50 %. */
+  static twentySec(): RetryPolicy
   /** The delay before the next try after `deliveries` deliveries, in milliseconds. */
   delayMs(deliveries: number): number
 }
@@ -608,6 +682,34 @@ export type ErrorCode = 'ERR_TASK_NOT_FOUND' | 'ERR_INVALID_TASK_TYPE' | 'ERR_IN
  * has its own error class.
  */
 export declare function errorCodes(): Array<ErrorCode>
+
+/** One lease of a governor as the manager lists it. */
+export interface GovernorLease {
+  seq: number
+  holder: string
+  /** When it was taken, in ms since the epoch. */
+  takenAtMs: number
+}
+
+/** Settings of a governor, used when it is created or updated. */
+export interface GovernorManagerOptions {
+  /** Leases are evicted after this; 0 (the default): never, else at least 100. */
+  maxAgeMs?: number
+  /** Stream replicas (default 1). */
+  replicas?: number
+  /** The campaign subject; default `$GOVERNOR.campaign.<name>`. */
+  subject?: string
+}
+
+/** How a `Governor` campaigns. */
+export interface GovernorOptions {
+  /** The campaign subject; default `$GOVERNOR.campaign.<name>`. */
+  subject?: string
+  /** Pause between tries while the governor is full (default 250). */
+  intervalMs?: number
+  /** Leases are kept until the governor's max age ("max per period"). */
+  withoutLeaving?: boolean
+}
 
 /**
  * True if `state` (a wire string such as `complete`) is final: no worker moves a task out of it.

@@ -70,8 +70,10 @@ describe('schedules', () => {
     watch.close()
     assert.equal((await watch.next()).done, true)
 
-    for (const missing of [app.loadSchedule('nightly'), app.removeSchedule('nightly')]) {
-      await assert.rejects(missing, (e) => e instanceof ScheduleNotFoundError && e.code === 'ERR_SCHEDULE_NOT_FOUND')
+    // One at a time: a second rejecting promise made before the first is awaited would be an
+    // unhandled rejection.
+    for (const missing of [() => app.loadSchedule('nightly'), () => app.removeSchedule('nightly')]) {
+      await assert.rejects(missing(), (e) => e instanceof ScheduleNotFoundError && e.code === 'ERR_SCHEDULE_NOT_FOUND')
     }
     assert.deepEqual((await app.schedules()).map((s) => s.name), ['hourly'])
     await assert.rejects(app.createSchedule('x', 'not cron', 'report'), InvalidScheduleError)

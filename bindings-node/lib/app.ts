@@ -14,6 +14,7 @@ import {
   callSync,
 } from './errors.js'
 import { EventStream, type EventsOptions } from './events.js'
+import { governorManager, governorNames, newGovernor, type Governor, type GovernorManager, type GovernorManagerOptions, type GovernorOptions } from './governor.js'
 import { abandon, compose, dispatch, ignore, Slots, type Call, type Handler, type Middleware } from './handler.js'
 import { kClient, kNative } from './internal.js'
 import { Kv, KvBucket, type KvWatch } from './kv.js'
@@ -525,6 +526,27 @@ export class App {
     const b = typeof bucket === 'string' ? new KvBucket(bucket) : bucket
     const client = await this.#connected()
     return new Kv(await call(async () => client.kv(b.toNative())), this.#watches)
+  }
+
+  /**
+   * A `Governor` campaigning for slots of governor `name` (choria's, on the wire):
+   * `await governor.withSlot('holder', async (lease) => { ... }, { maxWaitMs })`.
+   */
+  async governor(name: string, options: GovernorOptions = {}): Promise<Governor> {
+    return newGovernor(await this.#connected(), name, options)
+  }
+
+  /**
+   * Governor `name`, created (or updated) with `options.limit` and the settings given; without a
+   * `limit` only loaded, rejecting with `GovernorNotFoundError` if it does not exist.
+   */
+  async governorManager(name: string, options: GovernorManagerOptions = {}): Promise<GovernorManager> {
+    return governorManager(await this.#connected(), name, options)
+  }
+
+  /** Names of the governors of `collective` (subjects `<collective>.governor.*`), sorted. */
+  async governors(collective: string): Promise<string[]> {
+    return governorNames(await this.#connected(), collective)
   }
 
   /**

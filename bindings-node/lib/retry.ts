@@ -32,6 +32,18 @@ export class RetryPolicy {
       callSync(() => native.RetryPolicy.exponential(options.initialMs, options.maxMs, options.jitter ?? 0)),
     )
   }
+  /** choria's `backoff.FiveSec`: 0.5 s up to 5 s, each jittered by ±50 % (for `Governor`). */
+  static fiveSec(): RetryPolicy {
+    return new RetryPolicy(native.RetryPolicy.fiveSec())
+  }
+  /** choria's `backoff.FiveSecStartGrace`: like `fiveSec`, with a few quick first tries. */
+  static fiveSecStartGrace(): RetryPolicy {
+    return new RetryPolicy(native.RetryPolicy.fiveSecStartGrace())
+  }
+  /** choria's `backoff.TwentySec`: 0.5 s up to 20 s, each jittered by ±50 %. */
+  static twentySec(): RetryPolicy {
+    return new RetryPolicy(native.RetryPolicy.twentySec())
+  }
   /** The delay before the next try after `deliveries` deliveries. */
   delayMs(deliveries: number): number {
     return this[kNative].delayMs(deliveries)

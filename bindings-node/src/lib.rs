@@ -8,6 +8,7 @@ pub mod client;
 pub mod dev_server;
 pub mod error;
 pub mod events;
+pub mod governor;
 pub mod handler;
 pub mod kv;
 pub mod log;

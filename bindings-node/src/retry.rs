@@ -58,6 +58,30 @@ impl RetryPolicy {
         check(env, policy).map(|inner| Self { inner })
     }
 
+    /// choria's `backoff.FiveSec`: 0.5 s up to 5 s, each jittered by ±50 %.
+    #[napi(factory)]
+    pub fn five_sec() -> Self {
+        Self {
+            inner: jetjobs::RetryPolicy::five_sec(),
+        }
+    }
+
+    /// choria's `backoff.FiveSecStartGrace`: like `fiveSec`, with a few quick first tries.
+    #[napi(factory)]
+    pub fn five_sec_start_grace() -> Self {
+        Self {
+            inner: jetjobs::RetryPolicy::five_sec_start_grace(),
+        }
+    }
+
+    /// choria's `backoff.TwentySec`: 0.5 s up to 20 s, each jittered by ±50 %.
+    #[napi(factory)]
+    pub fn twenty_sec() -> Self {
+        Self {
+            inner: jetjobs::RetryPolicy::twenty_sec(),
+        }
+    }
+
     /// The delay before the next try after `deliveries` deliveries, in milliseconds.
     #[napi]
     pub fn delay_ms(&self, deliveries: u32) -> f64 {

@@ -8,6 +8,7 @@ mod convert;
 mod dev_server;
 mod error;
 mod events;
+mod governor;
 mod handler;
 mod kv;
 mod log;
@@ -82,6 +83,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scheduler::PyScheduleChange>()?;
     m.add_class::<scheduler::PyScheduleWatch>()?;
     m.add_class::<scheduler::PyTaskScheduler>()?;
+    m.add_class::<governor::PyGovernor>()?;
+    m.add_class::<governor::PyLease>()?;
+    m.add_class::<governor::PyGovernorManager>()?;
 
     m.add_function(wrap_pyfunction!(new_id, m)?)?;
     m.add_function(wrap_pyfunction!(is_valid_name, m)?)?;

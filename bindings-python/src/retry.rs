@@ -35,6 +35,30 @@ impl PyRetryPolicy {
             .map(|inner| Self { inner })
     }
 
+    /// choria's `backoff.FiveSec`: 0.5 s up to 5 s, each jittered by ±50 %.
+    #[staticmethod]
+    fn five_sec() -> Self {
+        Self {
+            inner: jetjobs::RetryPolicy::five_sec(),
+        }
+    }
+
+    /// choria's `backoff.FiveSecStartGrace`: like `five_sec`, with a few quick first tries.
+    #[staticmethod]
+    fn five_sec_start_grace() -> Self {
+        Self {
+            inner: jetjobs::RetryPolicy::five_sec_start_grace(),
+        }
+    }
+
+    /// choria's `backoff.TwentySec`: 0.5 s up to 20 s, each jittered by ±50 %.
+    #[staticmethod]
+    fn twenty_sec() -> Self {
+        Self {
+            inner: jetjobs::RetryPolicy::twenty_sec(),
+        }
+    }
+
     /// `steps` intervals from `min` towards `max` in equal steps, with asyncjobs' jitter.
     #[staticmethod]
     fn linear(

@@ -174,12 +174,14 @@ async fn per_period_leases_are_kept_until_max_age_and_failed_campaigns_leave_the
     );
 
     manager.set_limit(5).await.expect("limit raised");
+    manager
+        .set_max_age(Duration::from_secs(30))
+        .await
+        .expect("max age below the server's default duplicate window");
+    let loaded = GovernorManager::load(&client, "CRON").await.expect("load");
     assert_eq!(
-        GovernorManager::load(&client, "CRON")
-            .await
-            .expect("load")
-            .limit(),
-        5
+        (loaded.limit(), loaded.max_age()),
+        (5, Duration::from_secs(30))
     );
     manager.reset().await.expect("reset");
     assert_eq!(manager.active().await.expect("active"), 0);

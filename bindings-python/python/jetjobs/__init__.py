@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ._app import DEFAULT_URL, App, TaskOptions, connect
 from ._dev_server import dev_server
+from ._governor import Governor
 from ._native import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_CONCURRENT,
@@ -34,11 +35,13 @@ from ._native import (
     ClientOptions,
     DevServer,
     EventStream,
+    GovernorManager,
     Kv,
     KvBucket,
     KvEntry,
     KvWatch,
     LeaderElectedEvent,
+    Lease,
     Mux,
     Priority,
     Queue,
@@ -143,6 +146,8 @@ __all__ = [
     "DuplicateItem",
     "Encoder",
     "EventStream",
+    "Governor",
+    "GovernorManager",
     "GovernorNotFound",
     "Handler",
     "InProgressNotSupported",
@@ -166,6 +171,7 @@ __all__ = [
     "KvEntry",
     "KvWatch",
     "LeaderElectedEvent",
+    "Lease",
     "LeaseNotFound",
     "Middleware",
     "Mux",

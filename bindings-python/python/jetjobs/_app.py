@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Union
 if TYPE_CHECKING:  # annotations only: no runtime dependency on typing_extensions
     from typing_extensions import Unpack
 
+from ._governor import Governor
 from ._native import (
     DEFAULT_CONCURRENCY,
     CancellationToken,
     Client,
     ClientOptions,
     EventStream,
+    GovernorManager,
     Kv,
     KvBucket,
     Mux,
@@ -667,6 +669,56 @@ class App:
     async def admin(self) -> StorageAdmin:
         """Storage administration: list, inspect, purge and delete queues and tasks."""
         return (await self.client()).admin()
+
+    # --- governors ------------------------------------------------------------------------
+
+    async def governor(
+        self,
+        name: str,
+        *,
+        subject: str | None = None,
+        interval: _Duration | None = None,
+        backoff: RetryPolicy | str | None = None,
+        without_leaving: bool = False,
+    ) -> Governor:
+        """A :class:`Governor` campaigning for slots of governor ``name`` (choria's, on the wire).
+
+        ``async with governor.slot("holder", max_wait=60):`` holds a slot for the block.
+        ``subject`` defaults to ``$GOVERNOR.campaign.<name>`` (choria's CLI and agents use
+        ``GovernorManager.collective_subject(collective, name)``).
+        """
+        return Governor(
+            await self.client(),
+            name,
+            subject=subject,
+            interval=interval,
+            backoff=backoff,
+            without_leaving=without_leaving,
+        )
+
+    async def governor_manager(
+        self,
+        name: str,
+        limit: int | None = None,
+        *,
+        max_age: _Duration | None = None,
+        replicas: int = 1,
+        subject: str | None = None,
+    ) -> GovernorManager:
+        """Governor ``name``, created (or updated) with ``limit`` and the settings given.
+
+        Without ``limit`` it is only loaded: ``GovernorNotFound`` if it does not exist.
+        """
+        client = await self.client()
+        if limit is None:
+            return await GovernorManager.load(client, name)
+        return await GovernorManager.create(
+            client, name, limit, max_age=max_age, replicas=replicas, subject=subject
+        )
+
+    async def governors(self, collective: str) -> list[str]:
+        """Names of the governors of ``collective`` (subjects ``<collective>.governor.*``)."""
+        return await GovernorManager.list(await self.client(), collective)
 
     # --- schedules -------------------------------------------------------------------------
 

@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Type stubs of the native module: the jetjobs engine's types, converted (checked by stubtest)."""
 
+import builtins
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, Union, final
 
-from typing_extensions import Self, TypeAlias
+from typing_extensions import Self, TypeAlias, disjoint_base
 
 _Duration: TypeAlias = Union[timedelta, float]
 _Time: TypeAlias = Union[datetime, timedelta, str]
@@ -33,6 +34,8 @@ __all__ = [
     "DuplicateHandler",
     "DuplicateItem",
     "EventStream",
+    "Governor",
+    "GovernorManager",
     "GovernorNotFound",
     "InProgressNotSupported",
     "InvalidDependencies",
@@ -55,6 +58,7 @@ __all__ = [
     "KvEntry",
     "KvWatch",
     "LeaderElectedEvent",
+    "Lease",
     "LeaseNotFound",
     "Mux",
     "PayloadTooLarge",
@@ -338,6 +342,12 @@ class RetryPolicy:
     def intervals(intervals: Sequence[_Duration], jitter: float) -> RetryPolicy: ...
     @staticmethod
     def exponential(initial: _Duration, max: _Duration, jitter: float = 0.0) -> RetryPolicy: ...
+    @staticmethod
+    def five_sec() -> RetryPolicy: ...
+    @staticmethod
+    def five_sec_start_grace() -> RetryPolicy: ...
+    @staticmethod
+    def twenty_sec() -> RetryPolicy: ...
     def delay(self, n: int) -> timedelta: ...
 
 @final
@@ -750,6 +760,79 @@ class TaskScheduler:
     @property
     def is_leader(self) -> bool: ...
     def run(self, shutdown: CancellationToken | None = None) -> Awaitable[None]: ...
+
+@final
+class Lease:
+    """A held slot of a governor; ``release()`` gives it back."""
+
+    @property
+    def seq(self) -> int: ...
+    def release(self) -> Awaitable[None]: ...
+
+@disjoint_base
+class Governor:
+    """Campaigns for slots of one governor (choria's network-wide concurrency governor)."""
+
+    def __new__(
+        cls,
+        client: Client,
+        name: str,
+        *,
+        subject: str | None = None,
+        interval: _Duration | None = None,
+        backoff: RetryPolicy | str | None = None,
+        without_leaving: bool = False,
+    ) -> Self: ...
+    @property
+    def name(self) -> str: ...
+    def try_start(self, holder: str) -> Awaitable[Lease | None]: ...
+    def start(
+        self,
+        holder: str,
+        *,
+        max_wait: _Duration | None = None,
+        cancel: CancellationToken | None = None,
+    ) -> Awaitable[Lease]: ...
+
+@final
+class GovernorManager:
+    """Creates, changes and inspects a governor (choria's ``Manager``)."""
+
+    @staticmethod
+    def create(
+        client: Client,
+        name: str,
+        limit: int,
+        *,
+        max_age: _Duration | None = None,
+        replicas: int = 1,
+        subject: str | None = None,
+    ) -> Awaitable[GovernorManager]: ...
+    @staticmethod
+    def load(client: Client, name: str) -> Awaitable[GovernorManager]: ...
+    @staticmethod
+    def list(client: Client, collective: str) -> Awaitable[builtins.list[str]]: ...
+    @staticmethod
+    def collective_subject(collective: str, name: str) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def max_age(self) -> timedelta: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def replicas(self) -> int: ...
+    def set_limit(self, limit: int) -> Awaitable[None]: ...
+    def set_max_age(self, max_age: _Duration) -> Awaitable[None]: ...
+    def set_subject(self, subject: str) -> Awaitable[None]: ...
+    def reset(self) -> Awaitable[None]: ...
+    def active(self) -> Awaitable[int]: ...
+    def last_active(self) -> Awaitable[datetime | None]: ...
+    def leases(self) -> Awaitable[builtins.list[tuple[int, str, datetime]]]: ...
+    def evict(self, seq: int) -> Awaitable[str]: ...
+    def delete(self) -> Awaitable[None]: ...
 
 @final
 class DevServer:

@@ -267,7 +267,10 @@ impl GovernorManager {
         Ok(())
     }
 
-    async fn update(mut self, config: stream::Config) -> Result<Self> {
+    async fn update(mut self, mut config: stream::Config) -> Result<Self> {
+        // The server filled in a duplicate window of min(2m, max age); kept, it would refuse a max
+        // age below it. choria sends 0 on every update too.
+        config.duplicate_window = Duration::ZERO;
         let info = self
             .client
             .storage()

@@ -127,3 +127,50 @@ pub fn ajc(tools: &GoTools, url: &str, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// The choria governor driver (tests/interop/go/cmd/govdriver, the real go-choria v0.29.4
+/// `providers/governor/streams`), built once per test binary; `None` (after saying so) only with
+/// `JETJOBS_SKIP_GO=1`.
+pub fn govdriver() -> Option<&'static Path> {
+    static DRIVER: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DRIVER
+        .get_or_init(|| {
+            if std::env::var_os("JETJOBS_SKIP_GO").is_some_and(|v| v == "1") {
+                eprintln!("SKIP: JETJOBS_SKIP_GO=1; the Go choria governor interop tests did not run");
+                return None;
+            }
+            assert!(
+                Command::new("go").arg("version").output().is_ok(),
+                "`go` is not on PATH: the Go governor interop tests need it (JETJOBS_SKIP_GO=1 skips them)"
+            );
+            let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/go");
+            let driver = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-interop/govdriver");
+            let status = Command::new("go")
+                .args(["build", "-o"])
+                .arg(&driver)
+                .arg("./cmd/govdriver")
+                .current_dir(&module)
+                .status()
+                .expect("go build runs");
+            assert!(status.success(), "go build ./cmd/govdriver failed");
+            Some(driver)
+        })
+        .as_deref()
+}
+
+/// Runs a `govdriver` subcommand to completion: its exit code and its one JSON line.
+pub fn govdriver_run(driver: &Path, args: &[&str]) -> (i32, Value) {
+    let output = Command::new(driver)
+        .args(args)
+        .output()
+        .expect("govdriver runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let value = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "govdriver {args:?}: {e}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), value)
+}
