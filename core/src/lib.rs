@@ -52,6 +52,7 @@ mod worker;
 pub use client::{
     Client, ClientOptions, DeadLetterFilter, QueueHandle, ScheduleChange, StorageAdmin, connect,
 };
+pub use coord::barrier::{Barrier, JobState};
 pub use coord::governor::{
     GOVERNOR_INTERVAL, Governor, GovernorManager, Lease, collective_subject, governor_stream,
 };

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Coordination between processes: leader election on a KV bucket ([`election`]) and choria's
-//! governor on a stream ([`governor`]).
+//! governor on a stream ([`governor`]), and the per-key ordering barrier ([`barrier`], pure state).
 
+pub(crate) mod barrier;
 pub(crate) mod election;
 pub(crate) mod governor;
