@@ -289,6 +289,12 @@ export declare class Mux {
   requestReply(taskType: string, client: Client): void
   /** Routes `taskType` to an external command (asyncjobs' `Mux.ExternalProcess`). */
   externalProcess(taskType: string, command: string): void
+  /**
+   * Runs route `taskType` (registered already) only while holding a slot of `governor`: each
+   * task campaigns as its id, waiting without a try and without a handler slot, and gives the
+   * slot back when its handler ends. Throws `InvalidOption` if there is no such route.
+   */
+  governed(taskType: string, governor: Governor): void
   /** Releases the handlers without running them. */
   close(): void
   /** The registered type that `taskType` routes to, if any. */

@@ -2,7 +2,8 @@
 // choria's governor from Node: go-choria's own test sequence (unknown governor, settings, subject
 // update, no last-active time, eviction returning the holder, a second eviction failing), 200
 // campaigns on a limit-20 governor never holding more than 20 slots, `withSlot` releasing when
-// its function throws, and `await using` (compiled by tsc) releasing at the end of the block.
+// its function throws, `await using` (compiled by tsc) releasing at the end of the block, and
+// routes governed by name or by `Governor` running at most the governor's limit at once.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -12,13 +13,13 @@ import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 
-import { App, GovernorManager, GovernorNotFoundError, Lease, LeaseNotFoundError, RetryPolicy, TimeoutError } from 'jetjobs'
-import { useServer } from './helpers.mjs'
+import { App, GovernorManager, GovernorNotFoundError, InvalidOptionError, Lease, LeaseNotFoundError, Queue, RetryPolicy, TimeoutError } from 'jetjobs'
+import { queueName, useServer, waitFinal } from './helpers.mjs'
 
 const server = useServer()
 const apps = []
-const newApp = () => {
-  const app = new App({ servers: server.url })
+const newApp = (options = {}) => {
+  const app = new App({ servers: server.url, ...options })
   apps.push(app)
   return app
 }
@@ -132,4 +133,62 @@ await app.close()
   })
   const { stdout } = await run(process.execPath, [join(dir, 'out', 'using.mjs')], { env: { ...process.env, NATS_URL: server.url }, timeout: 30_000 })
   assert.equal(stdout, 'inside true 1\nafter 0\n')
+})
+
+/** Handlers running now under each label, and the most at once. */
+function gauges() {
+  const now = new Map()
+  const peak = new Map()
+  return {
+    peak,
+    async hold(label, ms) {
+      now.set(label, (now.get(label) ?? 0) + 1)
+      peak.set(label, Math.max(peak.get(label) ?? 0, now.get(label)))
+      await sleep(ms)
+      now.set(label, now.get(label) - 1)
+    },
+  }
+}
+
+/** Runs the app's worker until every task is final; resolves to the tasks. */
+async function runUntilFinal(app, ids) {
+  const ac = new AbortController()
+  const running = app.run({ signal: ac.signal, handleSignals: false })
+  try {
+    return await Promise.all(ids.map((id) => waitFinal(app, id)))
+  } finally {
+    ac.abort()
+    await running
+  }
+}
+
+test('a governed route runs at most the governor limit while an ungoverned one runs freely', async () => {
+  const app = newApp({ queue: new Queue(queueName('GOVERNED')), concurrency: 10 })
+  const gauge = gauges()
+  app.task('db:migrate', () => gauge.hold('governed', 100), { governor: 'DB' })
+  app.task('free', () => gauge.hold('free', 100))
+  const manager = await app.governorManager('DB', { limit: 2 })
+  const ids = []
+  for (let i = 0; i < 8; i++) ids.push((await app.enqueue('db:migrate', i)).id)
+  for (let i = 0; i < 8; i++) ids.push((await app.enqueue('free', i)).id)
+  const tasks = await runUntilFinal(app, ids)
+  assert.deepEqual(new Set(tasks.map((t) => `${t.state}/${t.tries}`)), new Set(['complete/1']))
+  assert.equal(gauge.peak.get('governed'), 2)
+  assert.ok(gauge.peak.get('free') > 2, `ungoverned peak ${gauge.peak.get('free')}`)
+  assert.equal(await manager.active(), 0) // every slot given back when its handler ended
+})
+
+test('a route takes a Governor with its own subject', async () => {
+  const app = newApp({ queue: new Queue(queueName('GOVERNEDOBJ')), concurrency: 10 })
+  const manager = await app.governorManager('ONE', { limit: 1, subject: 'ops.governor.ONE' })
+  const governor = await app.governor('ONE', { subject: 'ops.governor.ONE', intervalMs: 20 })
+  const gauge = gauges()
+  app.task('one', () => gauge.hold('one', 50), { governor })
+  assert.throws(() => app.task('other', () => null, { governor: 1 }), InvalidOptionError)
+  const ids = []
+  for (let i = 0; i < 4; i++) ids.push((await app.enqueue('one', i)).id)
+  const tasks = await runUntilFinal(app, ids)
+  assert.deepEqual(new Set(tasks.map((t) => `${t.state}/${t.tries}`)), new Set(['complete/1']))
+  assert.equal(gauge.peak.get('one'), 1)
+  assert.equal(await manager.active(), 0)
 })

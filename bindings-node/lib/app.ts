@@ -14,7 +14,7 @@ import {
   callSync,
 } from './errors.js'
 import { EventStream, type EventsOptions } from './events.js'
-import { governorManager, governorNames, newGovernor, type Governor, type GovernorManager, type GovernorManagerOptions, type GovernorOptions } from './governor.js'
+import { Governor, governorManager, governorNames, newGovernor, type GovernorManager, type GovernorManagerOptions, type GovernorOptions } from './governor.js'
 import { abandon, compose, dispatch, ignore, Slots, type Call, type Handler, type Middleware } from './handler.js'
 import { kClient, kNative } from './internal.js'
 import { Kv, KvBucket, type KvWatch } from './kv.js'
@@ -114,6 +114,14 @@ export interface TaskOptions {
   queue?: Queue | string
   /** Middleware for this task type only, inside the global middleware. */
   middleware?: readonly Middleware[]
+  /**
+   * Start a task only while holding a slot of this governor (its name, or a `Governor` from
+   * `app.governor()` for another subject or interval), shared by every process: at most its limit
+   * run at once. A task waiting for a slot uses no try and no handler slot; the slot is given back
+   * when the handler ends, or kept until the governor's max age with `withoutLeaving` (a rate
+   * limit: at most `limit` starts per max age). Create the governor first (`app.governorManager`).
+   */
+  governor?: Governor | string
 }
 
 /** Options of `App.responder`. */
@@ -136,6 +144,7 @@ interface Route {
   readonly handler?: Handler
   readonly delegate?: Delegate
   readonly middleware: readonly Middleware[]
+  readonly governor?: Governor | string
 }
 
 interface ResponderRoute {
@@ -323,12 +332,18 @@ export class App {
    * Registers a handler for a task type, or a prefix of types (`''` handles everything), on the
    * default queue or `options.queue` (a type may have a handler on several queues). Throws at
    * once for a type no task can have (`InvalidTaskTypeError`, e.g. `'email.send'`), a type that
-   * already has a handler on that queue (`DuplicateHandlerError`) or a handler that is not a
-   * function (`InvalidOptionError`).
+   * already has a handler on that queue (`DuplicateHandlerError`), a handler that is not a
+   * function or a `governor` that is neither a name nor a `Governor` (`InvalidOptionError`). A
+   * governor name is checked when `run()` starts.
    */
   task<P = any, R = unknown>(type: string, handler: Handler<P, R>, options: TaskOptions = {}): this {
     checkHandler(type, handler)
-    this.#routes.push({ queue: this.#routeQueue(type, options.queue), type, handler: handler as Handler, middleware: [...(options.middleware ?? [])] })
+    const { governor } = options
+    if (governor !== undefined && typeof governor !== 'string' && !(governor instanceof Governor)) {
+      throw new InvalidOptionError(`the governor for task type ${JSON.stringify(type)} must be a name or a Governor`)
+    }
+    const queue = this.#routeQueue(type, options.queue)
+    this.#routes.push({ queue, type, handler: handler as Handler, middleware: [...(options.middleware ?? [])], governor })
     return this
   }
 
@@ -675,6 +690,11 @@ export class App {
             }
             const invoke = compose([...this.#middleware, ...route.middleware], handler as Handler)
             callSync(() => mux.handle(route.type, (task, ctx) => void dispatch(invoke, task, ctx, calls, slots).catch(ignore)))
+            const { governor } = route
+            if (governor !== undefined) {
+              const inner = typeof governor === 'string' ? newGovernor(client, governor, {})[kNative] : governor[kNative]
+              callSync(() => mux.governed(route.type, inner))
+            }
           }
           callSync(() => worker.consume(handle[kNative], mux))
         } finally {

@@ -110,7 +110,7 @@ impl Lease {
 /// Campaigns for slots of one governor (choria's `Governor`).
 #[napi]
 pub struct Governor {
-    inner: jetjobs::Governor,
+    pub(crate) inner: jetjobs::Governor,
     name: String,
 }
 

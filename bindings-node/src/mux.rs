@@ -8,6 +8,7 @@ use napi_derive::napi;
 
 use crate::client::Client;
 use crate::error::check;
+use crate::governor::Governor;
 use crate::handler::{AbortFn, HandlerFn, JsHandler};
 
 /// Routes task types to JS handlers (exact type, else the longest registered prefix, `""` for
@@ -82,6 +83,20 @@ impl Mux {
     ) -> napi::Result<()> {
         let mux = self.mux.as_mut().ok_or_else(spent)?;
         check(env, mux.external_process(task_type, command)).map(|_| ())
+    }
+
+    /// Runs route `taskType` (registered already) only while holding a slot of `governor`: each
+    /// task campaigns as its id, waiting without a try and without a handler slot, and gives the
+    /// slot back when its handler ends. Throws `InvalidOption` if there is no such route.
+    #[napi]
+    pub fn governed(
+        &mut self,
+        env: &Env,
+        task_type: String,
+        governor: &Governor,
+    ) -> napi::Result<()> {
+        let mux = self.mux.as_mut().ok_or_else(spent)?;
+        check(env, mux.governed(&task_type, governor.inner.clone())).map(|_| ())
     }
 
     /// Releases the handlers without running them.

@@ -91,7 +91,8 @@ pub(crate) struct PyGovernor {
 }
 
 impl PyGovernor {
-    fn live(&self) -> PyResult<jetjobs::Governor> {
+    /// The core governor, refused in a forked child (its connection is the parent's).
+    pub(crate) fn live(&self) -> PyResult<jetjobs::Governor> {
         runtime::same_process(self.pid).map(|()| self.inner.clone())
     }
 }

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 use crate::client::PyClient;
 use crate::error::IntoPyResult as _;
+use crate::governor::PyGovernor;
 use crate::handler::{LoopSlot, PyHandler};
 
 /// `handler` as a core handler running on the event loop `slot` is given (sync ones in a worker
@@ -104,6 +105,19 @@ impl PyMux {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .external_process(task_type, command)
+            .py()?;
+        Ok(())
+    }
+
+    /// Runs route `task_type` (registered already) only while holding a slot of `governor`:
+    /// each task campaigns as its id, waiting without a try and without a handler slot, and
+    /// gives the slot back when its handler ends. Raises `InvalidOption` if there is no route.
+    fn governed(&self, task_type: &str, governor: &PyGovernor) -> PyResult<()> {
+        let governor = governor.live()?;
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .governed(task_type, governor)
             .py()?;
         Ok(())
     }

@@ -1,19 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """choria's governor from Python: go-choria's own test sequence (unknown governor, settings,
 subject update, no last-active time, eviction returning the holder, a second eviction failing),
-200 campaigns on a limit-20 governor never holding more than 20 slots, and ``slot()`` releasing
-on every outcome."""
+200 campaigns on a limit-20 governor never holding more than 20 slots, ``slot()`` releasing
+on every outcome, and routes governed by name or by ``Governor`` running at most its limit."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import jetjobs
 
-from conftest import Gauge, MakeApp
+from conftest import Gauge, MakeApp, running, wait_final
 
 
 async def test_governors_follow_choria_semantics(make_app: MakeApp) -> None:
@@ -130,5 +131,60 @@ async def test_per_period_leases_stay_until_max_age(make_app: MakeApp) -> None:
         assert await governor.try_start("b") is None
         lease = await governor.start("b", max_wait=10)
         assert lease.seq > first.seq
+    finally:
+        await app.close()
+
+
+async def test_a_governed_route_runs_at_most_the_governor_limit(make_app: MakeApp) -> None:
+    app = make_app("GOVERNED", concurrency=10)
+    governed, free = Gauge(), Gauge()
+
+    @app.task("db:migrate", governor="DB")
+    async def migrate(task: jetjobs.Task) -> None:
+        governed.enter()
+        await asyncio.sleep(0.1)
+        governed.leave()
+
+    @app.task("free")
+    async def work(task: jetjobs.Task) -> None:
+        free.enter()
+        await asyncio.sleep(0.1)
+        free.leave()
+
+    try:
+        manager = await app.governor_manager("DB", 2)
+        ids = [(await app.enqueue("db:migrate", i)).id for i in range(8)]
+        ids += [(await app.enqueue("free", i)).id for i in range(8)]
+        async with running(app):
+            tasks = await wait_final(app, ids)
+        assert {(t.state, t.tries) for t in tasks} == {("complete", 1)}
+        assert governed.peak == 2, governed.peak
+        assert free.peak > 2, free.peak
+        assert await manager.active() == 0  # every slot given back when its handler ended
+    finally:
+        await app.close()
+
+
+async def test_a_route_takes_a_governor_object_with_its_own_subject(make_app: MakeApp) -> None:
+    app = make_app("GOVERNEDOBJ", concurrency=10)
+    gauge = Gauge()
+    try:
+        manager = await app.governor_manager("ONE", 1, subject="ops.governor.ONE")
+        governor = await app.governor("ONE", subject="ops.governor.ONE", interval=0.02)
+
+        def sync_handler(task: jetjobs.Task) -> None:
+            gauge.enter()
+            time.sleep(0.05)
+            gauge.leave()
+
+        app.handle("one", sync_handler, governor=governor)
+        with pytest.raises(TypeError, match="must be a name or a Governor"):
+            app.handle("other", sync_handler, governor=1)  # type: ignore[arg-type]
+        ids = [(await app.enqueue("one", i)).id for i in range(4)]
+        async with running(app):
+            tasks = await wait_final(app, ids)
+        assert {(t.state, t.tries) for t in tasks} == {("complete", 1)}
+        assert gauge.peak == 1
+        assert await manager.active() == 0
     finally:
         await app.close()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Union
 if TYPE_CHECKING:  # annotations only: no runtime dependency on typing_extensions
     from typing_extensions import Unpack
 
+from . import _native
 from ._governor import Governor
 from ._native import (
     DEFAULT_CONCURRENCY,
@@ -235,6 +236,8 @@ class App:
         self._routes: list[Route] = []
         # Request-reply routes need the connection: they join their queue's mux when a run starts.
         self._request_replies: list[tuple[str, str]] = []
+        # Governed routes as (queue, task type, governor or its name), likewise.
+        self._governed: list[tuple[str, str, Governor | str]] = []
         self._responders: dict[str, tuple[Route, dict[str, Any]]] = {}
         self._threads = HandlerThreads(DEFAULT_CONCURRENCY if concurrency is None else concurrency)
         self._client: Client | None = None
@@ -252,11 +255,19 @@ class App:
         *,
         queue: QueueLike | None = None,
         middleware: Sequence[Middleware] = (),
+        governor: Governor | str | None = None,
     ) -> Callable[[_H], _H]:
         """Register the decorated function for ``task_type`` (an exact type or a prefix).
 
         It handles tasks of ``queue`` (a :class:`Queue` or a name; default: the app's queue); a
         type may be registered on several queues.
+
+        With ``governor`` (a governor's name, or a :class:`Governor` for another subject or
+        interval) a task starts only while holding one of that governor's slots, shared by every
+        process: at most its limit run at once. A task waiting for a slot uses no try and no
+        handler slot; its slot is given back when the handler ends, or kept until the governor's
+        max age with ``Governor(..., without_leaving=True)`` (a rate limit: at most ``limit``
+        starts per max age). Create the governor first (:meth:`governor_manager`).
 
         ``async def`` handlers run on the worker's event loop; plain functions run in a worker
         thread and never block it. The return value (JSON-serialisable) becomes the task result;
@@ -265,7 +276,7 @@ class App:
         """
 
         def register(handler: _H) -> _H:
-            self.handle(task_type, handler, queue=queue, middleware=middleware)
+            self.handle(task_type, handler, queue=queue, middleware=middleware, governor=governor)
             return handler
 
         return register
@@ -277,12 +288,14 @@ class App:
         *,
         queue: QueueLike | None = None,
         middleware: Sequence[Middleware] = (),
+        governor: Governor | str | None = None,
     ) -> None:
         """Register ``handler`` for ``task_type``, like :meth:`task` without the decorator.
 
         Raises ``InvalidTaskType`` for a type no task can have (``""`` is the catch-all route),
-        ``TypeError`` for a handler that is not callable and ``DuplicateHandler`` if the type
-        already has a handler on that queue.
+        ``TypeError`` for a handler that is not callable or a ``governor`` that is neither a
+        name nor a :class:`Governor`, and ``DuplicateHandler`` if the type already has a handler
+        on that queue. A governor name is checked when :meth:`run` starts (``InvalidOption``).
         """
         if task_type and not is_valid_name(task_type):
             raise InvalidTaskType(
@@ -293,13 +306,21 @@ class App:
             raise TypeError(
                 f"the handler for {task_type!r} must be callable, not {type(handler).__name__}"
             )
-        self._refuse_duplicate(self._queues.name(queue), task_type)
+        if governor is not None and not isinstance(governor, (str, _native.Governor)):
+            raise TypeError(
+                f"the governor for {task_type!r} must be a name or a Governor, "
+                f"not {type(governor).__name__}"
+            )
+        name = self._queues.name(queue)
+        self._refuse_duplicate(name, task_type)
         route = Route(task_type, handler, middleware, self._decoder, self._threads)
         route.chain = route.compose(self._middleware)
         # Every route is async to the engine: sync handlers run on `self._threads`, one pool for
         # every queue, sized like the worker's concurrency budget.
-        self._queues.mux(self._queues.name(queue)).handle(task_type, route, is_async=True)
+        self._queues.mux(name).handle(task_type, route, is_async=True)
         self._routes.append(route)
+        if governor is not None:
+            self._governed.append((name, task_type, governor))
 
     def request_reply(self, task_type: str, *, queue: QueueLike | None = None) -> None:
         """Route ``task_type`` on ``queue`` to remote responders, as asyncjobs' ``RequestReply``.
@@ -888,6 +909,12 @@ class App:
             name, task_type = self._request_replies[0]
             self._queues.mux(name).request_reply(task_type, client)
             self._request_replies.pop(0)
+        while self._governed:  # likewise: a governor by name campaigns on the connection
+            name, task_type, governor = self._governed[0]
+            if isinstance(governor, str):
+                governor = Governor(client, governor)
+            self._queues.mux(name).governed(task_type, governor)
+            self._governed.pop(0)
         responders = [
             Responder(client, task_type, route, is_async=True, **options)
             for task_type, (route, options) in self._responders.items()
