@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Property tests of every decoder of network data: task documents, work items, events, scheduled
-//! tasks, trace headers and cron specifications never panic on arbitrary input (they return a
+//! tasks, governor replies, trace headers and cron specifications never panic on arbitrary input (they return a
 //! typed error or nothing), and what the engine writes decodes back to the same value. `make test`
 //! runs proptest's default 256 cases each; `make fuzz` runs many more (`PROPTEST_CASES`).
 
 use proptest::prelude::*;
 
+use crate::coord::governor::ApiReply;
 use crate::events::Event;
 use crate::scheduler::ScheduledTask;
 use crate::scheduler::cron::CronSchedule;
@@ -49,6 +50,7 @@ proptest! {
         let _ = ProcessItem::parse(&bytes);
         let _ = Event::from_json(&bytes);
         let _ = ScheduledTask::from_json(&bytes);
+        let _ = serde_json::from_slice::<ApiReply>(&bytes);
         if let Ok(text) = std::str::from_utf8(&bytes) {
             let _ = TraceContext::new(text, Some(text));
         }

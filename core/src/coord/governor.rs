@@ -73,7 +73,7 @@ struct ApiError {
 }
 
 #[derive(Debug, Deserialize)]
-struct ApiReply {
+pub(crate) struct ApiReply {
     #[serde(default)]
     error: Option<ApiError>,
     #[serde(default)]
