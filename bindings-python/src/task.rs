@@ -19,9 +19,6 @@ pub(crate) struct PyTask {
     pub(crate) inner: jetjobs::Task,
     context: Option<jetjobs::TaskContext>,
     decoder: Option<Py<PyAny>>,
-    /// What this object was given to send with its enqueue; the core keeps it on `inner` too, but
-    /// does not expose it, and it is not part of the stored document.
-    trace_context: Option<jetjobs::TraceContext>,
     payload: PyOnceLock<Py<PyAny>>,
 }
 
@@ -31,7 +28,6 @@ impl PyTask {
             inner,
             context: None,
             decoder: None,
-            trace_context: None,
             payload: PyOnceLock::new(),
         }
     }
@@ -125,14 +121,10 @@ impl PyTask {
             (None, Some(delay)) => task = task.with_delay(convert::duration(delay)?),
             (None, None) => {}
         }
-        let trace_context = trace_context.map(|c| c.inner.clone());
-        if let Some(context) = &trace_context {
-            task = task.with_trace_context(context.clone());
+        if let Some(context) = trace_context {
+            task = task.with_trace_context(context.inner.clone());
         }
-        Ok(Self {
-            trace_context,
-            ..Self::new(task)
-        })
+        Ok(Self::new(task))
     }
 
     /// Not started before this time (`None`: as soon as a worker takes it).
@@ -148,13 +140,13 @@ impl PyTask {
     }
 
     /// The trace context this object sends with its enqueue (`trace_context=` or
-    /// `with_trace_context`). It is not stored in the task document: a task returned by an
-    /// enqueue or loaded has `None`; a handler reads it from `task.context.trace_context`.
+    /// `with_trace_context`). It is not stored in the task document: a loaded task has `None`;
+    /// a handler reads it from `task.context.trace_context`.
     #[getter]
     fn trace_context(&self) -> Option<PyTraceContext> {
-        self.trace_context
-            .clone()
-            .map(|inner| PyTraceContext { inner })
+        self.inner.trace_context().map(|inner| PyTraceContext {
+            inner: inner.clone(),
+        })
     }
 
     /// A copy that sends `context` with its enqueue.
@@ -162,7 +154,6 @@ impl PyTask {
         Self {
             decoder: self.decoder.as_ref().map(|d| d.clone_ref(py)),
             context: self.context.clone(),
-            trace_context: Some(context.inner.clone()),
             ..Self::new(self.inner.clone().with_trace_context(context.inner.clone()))
         }
     }
@@ -326,7 +317,6 @@ impl PyTask {
         Self {
             decoder: Some(decoder),
             context: self.context.clone(),
-            trace_context: self.trace_context.clone(),
             ..Self::new(self.inner.clone())
         }
     }

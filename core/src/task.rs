@@ -325,6 +325,11 @@ impl Task {
         self
     }
 
+    /// The trace context this copy sends with its enqueue, if any (not stored in the document).
+    pub fn trace_context(&self) -> Option<&crate::trace::TraceContext> {
+        self.trace_context.as_ref()
+    }
+
     /// Tries before the task expires; 0 or less means unlimited.
     pub fn with_max_tries(mut self, max_tries: i64) -> Self {
         self.max_tries = max_tries;
