@@ -91,6 +91,7 @@ test('the README "More in Node: schedules" block compiles under --strict and run
     'request-reply: "hello ada"',
     'external process: disk ok',
     'schedules: nightly',
+    'trace: 0af7651916cd43dd8448eb211c80319c',
     'governor: 1 of 2',
     'metrics: true',
   ])

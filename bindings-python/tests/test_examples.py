@@ -101,6 +101,7 @@ async def test_readme_more_in_python_ops(nats_url: str, tmp_path: Path) -> None:
         'request-reply: "hello ada"',
         "external process: disk ok",
         "schedules: ['nightly']",
+        "trace: 0af7651916cd43dd8448eb211c80319c",
         "governor: 1 of 2",
         "metrics: True",
     ]
