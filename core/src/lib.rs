@@ -77,8 +77,8 @@ pub use scheduler::{MIN_SCHEDULE_DEADLINE, ScheduledTask, validate_schedule_name
 pub use signing::{TaskSigner, TaskVerifier};
 pub use store::{Kv, KvBucket, KvEntry, KvOperation, QueueInfo, TasksInfo};
 pub use task::{
-    DEFAULT_MAX_TRIES, MAX_NAME_LEN, MAX_UNIQUE_KEY_LEN, Task, TaskResult, TaskState,
-    validate_task_type,
+    DEFAULT_MAX_TRIES, MAX_NAME_LEN, MAX_ORDER_KEY_LEN, MAX_UNIQUE_KEY_LEN, Task, TaskResult,
+    TaskState, validate_task_type,
 };
 pub use tokio_util::sync::CancellationToken;
 pub use trace::{TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext};

@@ -50,6 +50,14 @@ pub struct Queue {
     /// Only bind to an existing queue; fail with `QueueNotFound` if it does not exist.
     #[serde(skip)]
     pub no_create: bool,
+    /// With ordering (jetjobs only), how many tasks of one order key may run at once across the
+    /// fleet; 0 for a queue without ordering. See [`Queue::ordered`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub order_key_concurrency: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Queue {
@@ -64,6 +72,7 @@ impl Queue {
             max_run_time: DEFAULT_MAX_RUN_TIME,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             no_create: false,
+            order_key_concurrency: 0,
         }
     }
 
@@ -118,6 +127,32 @@ impl Queue {
     pub fn max_concurrent(mut self, n: i64) -> Self {
         self.max_concurrent = n;
         self
+    }
+
+    /// Runs tasks that share an order key ([`Task::with_order_key`](crate::Task::with_order_key))
+    /// one at a time in enqueue order across every worker (jetjobs only). A failure that will be
+    /// retried holds back the later tasks of its key until it succeeds or ends for good; other
+    /// keys proceed. Tasks without a key run as in any queue.
+    ///
+    /// ```
+    /// let q = jetjobs::Queue::new("ORDERS").ordered();
+    /// assert!(q.is_ordered());
+    /// ```
+    pub fn ordered(self) -> Self {
+        let n = self.order_key_concurrency.max(1);
+        self.order_key_concurrency(n)
+    }
+
+    /// Ordering with up to `n` tasks of one key running at once (they start in enqueue order);
+    /// 0 turns ordering off. A failed task still holds back every later task of its key.
+    pub fn order_key_concurrency(mut self, n: u32) -> Self {
+        self.order_key_concurrency = n;
+        self
+    }
+
+    /// Whether tasks with an order key run in order here.
+    pub fn is_ordered(&self) -> bool {
+        self.order_key_concurrency > 0
     }
 
     /// The JetStream stream holding this queue's items.

@@ -228,6 +228,14 @@ pub struct Task {
     /// until then, so Go workers cannot run it early either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_at: Option<Timestamp>,
+    /// Tasks of one queue sharing this key run in enqueue order (jetjobs only; see
+    /// [`Queue::ordered`](crate::Queue::ordered)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_key: Option<String>,
+    /// The task this one waits for: an earlier task of its order key that is unfinished
+    /// (jetjobs only; its state meanwhile stays `new` or `retry`, which Go reads as usual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     /// Stream sequence of the stored document this copy was read from or written as; the next save
     /// must match it (asyncjobs' optimistic concurrency). 0 for a task never stored.
     #[serde(skip)]
@@ -249,6 +257,8 @@ pub(crate) struct Unique {
 
 /// Longest unique key, in bytes.
 pub const MAX_UNIQUE_KEY_LEN: usize = 512;
+/// Longest order key, in bytes.
+pub const MAX_ORDER_KEY_LEN: usize = 512;
 
 impl Task {
     /// A new task with a JSON-encoded payload. A payload that encodes as JSON `null` (`()`,
@@ -282,6 +292,8 @@ impl Task {
             last_err: String::new(),
             signature: String::new(),
             run_at: None,
+            order_key: None,
+            waiting_for: None,
             seq: 0,
             unique: None,
             trace_context: None,
@@ -374,6 +386,20 @@ impl Task {
         self
     }
 
+    /// Runs this task after every earlier-enqueued task of its queue with the same key (the
+    /// queue must be [ordered](crate::Queue::ordered)); for example a customer id, so that one
+    /// customer's tasks apply in order while different customers' run in parallel.
+    ///
+    /// ```
+    /// let task = jetjobs::Task::new("invoice:update", &1)?.with_order_key("customer-7");
+    /// assert_eq!(task.order_key.as_deref(), Some("customer-7"));
+    /// # Ok::<(), jetjobs::Error>(())
+    /// ```
+    pub fn with_order_key(mut self, key: impl Into<String>) -> Self {
+        self.order_key = Some(key.into());
+        self
+    }
+
     /// The unique key given with [`Task::with_unique_key`], if any.
     pub fn unique_key(&self) -> Option<&str> {
         self.unique.as_ref().map(|u| u.key.as_str())
@@ -434,6 +460,20 @@ impl Task {
                 ErrorKind::InvalidOption,
                 format!("a unique key is 1 to {MAX_UNIQUE_KEY_LEN} bytes long"),
             ));
+        }
+        if let Some(key) = &self.order_key {
+            if key.is_empty() || key.len() > MAX_ORDER_KEY_LEN {
+                return Err(Error::new(
+                    ErrorKind::InvalidOption,
+                    format!("an order key is 1 to {MAX_ORDER_KEY_LEN} bytes long"),
+                ));
+            }
+            if self.run_at.is_some() {
+                return Err(Error::new(
+                    ErrorKind::InvalidOption,
+                    "a task with an order key runs in enqueue order and cannot be delayed",
+                ));
+            }
         }
         if let (Some(run_at), Some(deadline)) = (self.run_at, self.deadline)
             && deadline.to_utc() < run_at.to_utc()

@@ -9,7 +9,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use crate::client::Shared;
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::Queue;
-use crate::store::{QueueInfo, Storage};
+use crate::store::{OrderedItems, QueueInfo, Storage};
 use crate::task::{Task, TaskState};
 
 /// One open queue of a [`Client`](crate::Client); cheap to clone.
@@ -23,6 +23,7 @@ struct QueueInner {
     shared: Arc<Shared>,
     settings: Queue,
     consumer: PullConsumer,
+    ordered: Option<OrderedItems>,
 }
 
 impl QueueHandle {
@@ -38,6 +39,7 @@ impl QueueHandle {
                 shared: shared.clone(),
                 settings: open.settings,
                 consumer: open.consumer,
+                ordered: open.ordered,
             }),
         })
     }
@@ -54,6 +56,11 @@ impl QueueHandle {
 
     pub(crate) fn consumer(&self) -> &PullConsumer {
         &self.inner.consumer
+    }
+
+    /// The keyed items of an ordered queue.
+    pub(crate) fn ordered(&self) -> Option<&OrderedItems> {
+        self.inner.ordered.as_ref()
     }
 
     /// Stores the task and its work item; returns the stored task (queue set, signed if
@@ -89,6 +96,16 @@ impl QueueHandle {
         #[cfg(feature = "opentelemetry")]
         crate::trace::otel::propagate(&mut task);
         check_enqueueable(&task)?;
+        if task.order_key.is_some() && !self.inner.settings.is_ordered() {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                format!(
+                    "task {} has an order key but queue {} has no ordering: create the queue with \
+                     ordering on",
+                    task.id, self.inner.settings.name
+                ),
+            ));
+        }
         task.queue = self.inner.settings.name.clone();
         if let Some(signer) = &self.inner.shared.signer
             && task.signature.is_empty()
@@ -173,6 +190,11 @@ impl QueueHandle {
             Ok(()) => return Ok(task),
             Err(e) => e,
         };
+        // An ordered item shares its key's subject, so it cannot be looked up by task id; the
+        // duplicate is the item of this very task, stored in the dedupe window.
+        if e.kind() == ErrorKind::DuplicateItem && task.order_key.is_some() {
+            return Ok(task);
+        }
         if e.kind() == ErrorKind::DuplicateItem {
             let storage = &self.inner.storage;
             let republished = match storage.item_exists(&self.inner.settings, &task.id).await {

@@ -9,6 +9,7 @@
 mod admin;
 mod delayed;
 pub(crate) mod kv;
+mod ordered;
 mod queues;
 mod tasks;
 
@@ -23,6 +24,7 @@ use crate::wire::names::{CONFIG_BUCKET, ELECTIONS_BUCKET, TASKS_STREAM, TASKS_SU
 
 pub use admin::TasksInfo;
 pub use kv::{Kv, KvBucket, KvEntry, KvOperation};
+pub(crate) use ordered::{KeyHead, OrderedItems};
 pub use queues::QueueInfo;
 pub(crate) use queues::{ProcessItem, finish_item};
 

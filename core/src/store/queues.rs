@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics;
 use crate::queue::Queue;
-use crate::store::{Storage, StorageSettings, storage_type};
+use crate::store::{OrderedItems, Storage, StorageSettings, storage_type};
 use crate::task::Task;
 use crate::wire::names::{QUEUE_CONSUMER, QUEUE_STREAM_PREFIX, queue_stream, queue_subjects};
 
@@ -72,6 +72,7 @@ impl Storage {
                 .await
                 .map_err(|e| Error::storage("preparing the queue consumer", e))?
         };
+        let ordered = self.open_ordered(wanted).await?;
         let stream_config = &stream.cached_info().config;
         let consumer_config = &consumer.cached_info().config;
         let settings = Queue {
@@ -83,11 +84,13 @@ impl Storage {
             max_run_time: consumer_config.ack_wait,
             max_concurrent: consumer_config.max_ack_pending,
             no_create: wanted.no_create,
+            order_key_concurrency: ordered.as_ref().map_or(0, |o| o.per_key),
         };
         Ok(OpenQueue {
             settings,
             stream,
             consumer,
+            ordered,
         })
     }
 
@@ -113,6 +116,9 @@ impl Storage {
         self.ensure_open()?;
         if let Some(run_at) = task.due_later() {
             return self.send_delayed_item(queue, task, run_at, dedupe).await;
+        }
+        if let Some(order_key) = &task.order_key {
+            return self.send_ordered_item(queue, task, order_key, dedupe).await;
         }
         let mut publish = PublishMessage::build().payload(item_body(&task.id)?.into());
         if let Some(context) = &task.trace_context {
@@ -205,8 +211,12 @@ impl Storage {
     pub(crate) async fn queue_info(&self, name: &str) -> Result<QueueInfo> {
         let open = self.open_queue(&Queue::bind(name)).await?;
         let consumer = open.consumer.cached_info();
+        let ordered_items = match &open.ordered {
+            Some(ordered) => ordered.stream.cached_info().state.messages,
+            None => 0,
+        };
         Ok(QueueInfo {
-            items: open.stream.cached_info().state.messages,
+            items: open.stream.cached_info().state.messages + ordered_items,
             in_flight: consumer.num_ack_pending as u64,
             waiting_pulls: consumer.num_waiting as u64,
             queue: open.settings,
@@ -219,13 +229,26 @@ impl Storage {
         stream
             .purge()
             .await
-            .map(|_| ())
-            .map_err(|e| Error::storage("purging queue", e))
+            .map_err(|e| Error::storage("purging queue", e))?;
+        if let Some(ordered) = self.open_ordered(&Queue::bind(name)).await? {
+            ordered
+                .stream
+                .purge()
+                .await
+                .map_err(|e| Error::storage("purging ordered items", e))?;
+        }
+        Ok(())
     }
 
     /// Deletes the queue's stream and consumer.
     pub(crate) async fn delete_queue(&self, name: &str) -> Result<()> {
         self.existing_queue_stream(name).await?;
+        if self.open_ordered(&Queue::bind(name)).await?.is_some() {
+            self.js
+                .delete_stream(crate::wire::names::ordered_stream(name))
+                .await
+                .map_err(|e| Error::storage("deleting ordered items", e))?;
+        }
         self.js
             .delete_stream(queue_stream(name))
             .await
@@ -256,6 +279,8 @@ pub(crate) struct OpenQueue {
     pub(crate) settings: Queue,
     pub(crate) stream: stream::Stream,
     pub(crate) consumer: PullConsumer,
+    /// The keyed items of an ordered queue.
+    pub(crate) ordered: Option<OrderedItems>,
 }
 
 /// A queue's settings as the server holds them, and what is in it.

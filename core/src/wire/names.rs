@@ -135,3 +135,51 @@ pub fn request_reply_subject(task_type: &str) -> String {
     };
     format!("{REQUEST_REPLY_SUBJECT_PREFIX}{routing}")
 }
+
+/// Prefix of the stream holding an ordered queue's keyed work items (jetjobs only):
+/// `JETJOBS_ORDERED_<queue>`. Go workers never consume it, so they cannot break the order.
+pub const ORDERED_STREAM_PREFIX: &str = "JETJOBS_ORDERED_";
+/// Stream metadata key holding how many tasks of one order key may run at once.
+pub const ORDER_KEY_CONCURRENCY_METADATA: &str = "jetjobs.order_key_concurrency";
+/// Prefix of the KV bucket recording which task holds back each order key after a failure, in
+/// queues that run more than one task of a key at once: `CHORIA_AJ_ORDER_<queue>`.
+pub const ORDER_BUCKET_PREFIX: &str = "CHORIA_AJ_ORDER_";
+
+/// The stream of `queue`'s keyed items.
+pub(crate) fn ordered_stream(queue: &str) -> String {
+    format!("{ORDERED_STREAM_PREFIX}{queue}")
+}
+
+/// The subjects of [`ordered_stream`]: one per order key.
+pub(crate) fn ordered_subjects(queue: &str) -> String {
+    format!("JETJOBS.ordered.{queue}.*")
+}
+
+/// The subject every item of `order_key` in `queue` is published on, in enqueue order.
+pub(crate) fn ordered_subject(queue: &str, order_key: &str) -> String {
+    format!("JETJOBS.ordered.{queue}.{}", order_key_token(order_key))
+}
+
+/// The bucket of `queue`'s failed order keys.
+pub(crate) fn order_bucket(queue: &str) -> String {
+    format!("{ORDER_BUCKET_PREFIX}{queue}")
+}
+
+/// An order key as one subject token: its 64-bit FNV-1a hash in hex, so that any key is
+/// usable and every language maps it alike. Two keys with one hash share their order.
+///
+/// # Examples
+/// ```
+/// use jetjobs::wire::names::order_key_token;
+/// assert_eq!(order_key_token(""), "cbf29ce484222325");
+/// assert_eq!(order_key_token("customer-7"), order_key_token("customer-7"));
+/// assert_ne!(order_key_token("customer-7"), order_key_token("customer-8"));
+/// ```
+pub fn order_key_token(order_key: &str) -> String {
+    let hash = order_key
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{hash:016x}")
+}

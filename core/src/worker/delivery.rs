@@ -14,19 +14,26 @@ pub(crate) struct Delivery {
     /// When this worker got the item: JetStream's redelivery timer runs from about then.
     pub(crate) received: tokio::time::Instant,
     pub(crate) ack_subject: Option<String>,
-    /// JetStream's delivery count of the item, 1 for the first delivery.
+    /// JetStream's delivery count of the item, 1 for the first delivery; for an ordered item,
+    /// whose waits are deliveries too, the try it is on.
     pub(crate) delivered: i64,
+    /// The item's subject and its sequence in its stream.
+    pub(crate) subject: async_nats::Subject,
+    pub(crate) stream_sequence: u64,
     /// The trace context the producer sent, if any.
     pub(crate) trace_context: Option<TraceContext>,
 }
 
 impl Delivery {
     pub(crate) fn new(nats: &async_nats::Client, message: &async_nats::jetstream::Message) -> Self {
+        let info = message.info().ok();
         Self {
             nats: nats.clone(),
             received: tokio::time::Instant::now(),
             ack_subject: message.reply.as_ref().map(|s| s.to_string()),
-            delivered: message.info().map(|i| i.delivered).unwrap_or(1),
+            delivered: info.as_ref().map_or(1, |i| i.delivered),
+            subject: message.subject.clone(),
+            stream_sequence: info.map_or(0, |i| i.stream_sequence),
             trace_context: TraceContext::from_headers(message.headers.as_ref()),
         }
     }

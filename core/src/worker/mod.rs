@@ -9,6 +9,7 @@ mod decide;
 mod delivery;
 mod due;
 pub(crate) mod options;
+mod ordered;
 mod outage;
 pub(crate) mod priority;
 mod process;
@@ -154,7 +155,20 @@ impl Worker {
                 options: options.clone(),
                 slots,
                 cancels: cancels.clone(),
+                order: None,
             };
+            if let Some(items) = queue.ordered() {
+                let holds = match items.per_key {
+                    1 => None,
+                    _ => Some(self.client.storage().order_holds(queue.name()).await?),
+                };
+                let keyed = pull::QueueConsumer {
+                    consumer: items.consumer.clone(),
+                    order: Some(Arc::new(ordered::OrderGate::new(items.clone(), holds))),
+                    ..consumer.clone()
+                };
+                loops.spawn(keyed.run(stop.clone(), hard_stop.child_token()));
+            }
             loops.spawn(consumer.run(stop.clone(), hard_stop.child_token()));
         }
         let mut first_error = None;

@@ -39,7 +39,7 @@ impl QueueConsumer {
         slot: Slot,
         hard_stop: CancellationToken,
     ) {
-        let delivery = Delivery::new(&self.storage.nats, &message);
+        let mut delivery = Delivery::new(&self.storage.nats, &message);
         let Some(item) = ProcessItem::parse(&message.payload) else {
             tracing::warn!(subject = %message.subject, "terminating corrupt work item");
             metrics::inc(&metrics::CORRUPT_ITEMS, &[&self.queue.name]);
@@ -67,6 +67,10 @@ impl QueueConsumer {
                 return delivery.nak(BLOCKED_NAK_DELAY).await;
             }
         };
+        if self.order.is_some() {
+            // Waits were deliveries too; the task document counts the tries.
+            delivery.delivered = task.tries.saturating_add(1);
+        }
         let verification = self.verify(&task).err().map(|e| e.to_string());
         let mut decision = decide::decide(&task, verification.as_deref(), &self.queue, Utc::now());
         if decision == Decision::CheckDependencies {
@@ -113,6 +117,7 @@ impl QueueConsumer {
         task.state = TaskState::Active;
         task.tried = Some(Timestamp::now());
         task.last_err.clear();
+        task.waiting_for = None;
         let saved = through_outage!(
             OutageRetry::new("marking task active", Some(&hard_stop)),
             self.storage.save_task(&mut task).await
@@ -277,6 +282,7 @@ impl QueueConsumer {
     async fn expire(&self, task: &mut Task, delivery: &Delivery) {
         task.state = TaskState::Expired;
         if self.store_final(task).await {
+            self.release_order(delivery).await;
             delivery.term().await;
         }
     }
@@ -353,6 +359,7 @@ impl QueueConsumer {
                 // Unlike asyncjobs, the item is only acked once `complete` is stored: acking after a
                 // failed save would leave the task `active` forever.
                 if self.store_final(&mut task).await {
+                    self.release_order(delivery).await;
                     delivery.ack().await;
                 }
             }
@@ -385,6 +392,9 @@ impl QueueConsumer {
                 if let Err(e) = saved {
                     tracing::error!(task = %task.id, error = %e, "saving failed try");
                 }
+                if let Some(order) = &self.order {
+                    order.hold(delivery).await;
+                }
                 let n = u32::try_from(delivery.delivered).unwrap_or(20);
                 delivery.nak(self.options.retry_policy.delay(n)).await;
             }
@@ -413,7 +423,15 @@ impl QueueConsumer {
         task.last_err = last_err;
         task.tried = Some(Timestamp::now());
         if self.store_final(task).await {
+            self.release_order(delivery).await;
             delivery.term().await;
+        }
+    }
+
+    /// A final task no longer holds back its order key.
+    async fn release_order(&self, delivery: &Delivery) {
+        if let Some(order) = &self.order {
+            order.release(delivery).await;
         }
     }
 

@@ -30,6 +30,7 @@ const PULL_GATHER: Duration = Duration::from_millis(2);
 const MAX_PULL_BATCH: usize = 256;
 
 /// Everything one queue's loop needs, fixed for the duration of one run.
+#[derive(Clone)]
 pub(crate) struct QueueConsumer {
     pub(crate) storage: Storage,
     pub(crate) queue: Queue,
@@ -38,6 +39,8 @@ pub(crate) struct QueueConsumer {
     pub(crate) options: Arc<WorkerOptions>,
     pub(crate) slots: Slots,
     pub(crate) cancels: Arc<crate::worker::cancel::Cancels>,
+    /// Set for the loop of an ordered queue's keyed items.
+    pub(crate) order: Option<Arc<crate::worker::ordered::OrderGate>>,
 }
 
 impl QueueConsumer {
@@ -103,8 +106,12 @@ impl QueueConsumer {
                             let this = this.clone();
                             let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
                             in_flight.spawn(async move {
-                                if let Some(slot) = this.redeem(credit, &message, &shutdown).await {
-                                    this.process(message, slot, hard_stop).await;
+                                let Some(slot) = this.redeem(credit, &message, &shutdown).await else {
+                                    return;
+                                };
+                                match &this.order {
+                                    Some(gate) => this.process_in_order(gate, message, slot, &shutdown, hard_stop).await,
+                                    None => this.process(message, slot, hard_stop).await,
                                 }
                             });
                         }
