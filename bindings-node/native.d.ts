@@ -168,8 +168,17 @@ export declare class GovernorManager {
    * one updated to these settings.
    */
   static create(client: Client, name: string, limit: number, options?: GovernorManagerOptions | undefined | null): Promise<GovernorManager>
-  /** The existing governor `name`, never created; `GovernorNotFound` otherwise. */
-  static load(client: Client, name: string): Promise<GovernorManager>
+  /**
+   * A per-key governor (a jetjobs extension, not choria's): at most `perKey` holders for each
+   * key, e.g. per tenant, in one stream; routes use it with `governorKey`. An existing one is
+   * used as it is. It has no `subject` (`InvalidOption`).
+   */
+  static createPerKey(client: Client, name: string, perKey: number, options?: GovernorManagerOptions | undefined | null): Promise<GovernorManager>
+  /**
+   * The existing governor `name`, never created; `GovernorNotFound` otherwise. With
+   * `lifecycleComponent`, `evict` publishes choria's `eviction` lifecycle event.
+   */
+  static load(client: Client, name: string, lifecycleComponent?: string | undefined | null): Promise<GovernorManager>
   /** Names of the governors of `collective` (subjects `<collective>.governor.*`), sorted. */
   static list(client: Client, collective: string): Promise<string[]>
   /** The subject choria uses for governor `name` of `collective`. */
@@ -295,6 +304,14 @@ export declare class Mux {
    * slot back when its handler ends. Throws `InvalidOption` if there is no such route.
    */
   governed(taskType: string, governor: Governor): void
+  /**
+   * Runs route `taskType` (registered already) only while holding a slot of the per-key
+   * governor `name` for the task's key, read from its JSON payload at `pointer` (RFC 6901,
+   * e.g. `"/tenant"`; a string as it is, a number as its text). A task without a usable key is
+   * terminated with the reason. Throws `InvalidOption` for a bad name or pointer, or no such
+   * route.
+   */
+  governedPerKeyField(taskType: string, client: Client, name: string, pointer: string): void
   /** Releases the handlers without running them. */
   close(): void
   /** The registered type that `taskType` routes to, if any. */
@@ -493,6 +510,13 @@ export declare class Task {
   /** RFC 3339, exact: the time before which the task is not started; null when it has none. */
   get runAt(): string | null
   get runAtNs(): bigint | null
+  /** The order key it was enqueued with; null when it has none. */
+  get orderKey(): string | null
+  /**
+   * On an ordered queue, the id of the earlier task of its key this task waits for (its
+   * state stays `new` or `retry`); null when it is not waiting.
+   */
+  get waitingFor(): string | null
   get maxTries(): number
   get result(): TaskResult | null
   /**
@@ -705,6 +729,11 @@ export interface GovernorManagerOptions {
   replicas?: number
   /** The campaign subject; default `$GOVERNOR.campaign.<name>`. */
   subject?: string
+  /**
+   * `evict` publishes choria's `eviction` lifecycle event on
+   * `choria.lifecycle.event.governor.<lifecycleComponent>`.
+   */
+  lifecycleComponent?: string
 }
 
 /** How a `Governor` campaigns. */
@@ -715,6 +744,13 @@ export interface GovernorOptions {
   intervalMs?: number
   /** Leases are kept until the governor's max age ("max per period"). */
   withoutLeaving?: boolean
+  /**
+   * Publish choria's lifecycle events (`enter`, `exit`, `timeouts`) on
+   * `choria.lifecycle.event.governor.<lifecycleComponent>`.
+   */
+  lifecycleComponent?: string
+  /** The identity of those events; default: each holder's name. */
+  lifecycleIdentity?: string
 }
 
 /**
@@ -811,6 +847,10 @@ export interface QueueOptions {
   maxTries?: number
   maxRunTimeMs?: number
   maxConcurrent?: number
+  /** Run tasks sharing an order key one at a time in enqueue order (`Queue::ordered`). */
+  ordered?: boolean
+  /** How many tasks of one order key may run at once; 0 turns ordering off. */
+  orderKeyConcurrency?: number
 }
 
 /** A queue's settings as the server holds them. */
@@ -824,6 +864,8 @@ export interface QueueSettings {
   maxTries: number
   maxRunTimeMs: number
   maxConcurrent: number
+  /** How many tasks of one order key may run at once; 0 for a queue without ordering. */
+  orderKeyConcurrency: number
 }
 
 /** One queue's weight in a weighted priority. */
@@ -907,6 +949,8 @@ export interface TaskSpec {
   delayMs?: number
   /** RFC 3339 time before which the task is not started; not with `delayMs`. */
   runAt?: string
+  /** On an ordered queue, tasks sharing this key run one at a time in enqueue order. */
+  orderKey?: string
   /** The W3C trace context to send with the enqueue, for the handler to continue the trace. */
   traceContext?: TraceContextSpec
 }

@@ -3,7 +3,8 @@
 //! on top of it, and report jetjobs as ratios of that baseline (shared machines are noisy, so only
 //! ratios within one run are comparable).
 //!
-//! Environment: `BENCH_TASKS` (backlog size, default 50000), `BENCH_CONCURRENCY` (default 256).
+//! Environment: `BENCH_TASKS` (backlog size, default 50000), `BENCH_CONCURRENCY` (default 256),
+//! `BENCH_ORDER_KEYS` (order keys of the ordered drain, default 64).
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,9 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use jetjobs::{CancellationToken, Client, ClientOptions, DevServer, Mux, Queue, Task};
 use tokio::sync::mpsc;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+mod ordered;
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Stream writes jetjobs makes per task with full asyncjobs state tracking: the task document at
 /// enqueue, the work item, the `active` save and the final save.
@@ -63,6 +66,10 @@ async fn main() -> Result<(), BoxError> {
     let delayed = tasks / 5;
     let delayed_batch_rate = enqueue_delayed_batch(&client, delayed).await?;
     let released_rate = release_delayed(&client, delayed).await?;
+    let order_keys = env_usize("BENCH_ORDER_KEYS", 64);
+    let ordered_tasks = tasks / 2;
+    let ordered_rate =
+        ordered::drain_ordered(server.url(), ordered_tasks, order_keys, concurrency).await?;
     let rss = peak_rss_kib();
 
     println!("(b) jetjobs, no-op Rust handler");
@@ -73,6 +80,9 @@ async fn main() -> Result<(), BoxError> {
         drain.rate
     );
     println!("    producers + workers together {mixed:>10.0} tasks/s");
+    println!(
+        "    drain ordered, {order_keys} keys       {ordered_rate:>10.0} tasks/s  ({ordered_tasks} tasks)"
+    );
     println!(
         "    enqueue_many, delayed 1 h    {delayed_batch_rate:>10.0} tasks/s  ({delayed} tasks)"
     );
@@ -118,6 +128,10 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "    delayed due→complete / drain {:>10.2}",
         released_rate / drain.rate
+    );
+    println!(
+        "    ordered drain / drain        {:>10.2}  (target ≥ 0.5)",
+        ordered_rate / drain.rate
     );
     println!(
         "    handler-start p50 / publish p50 {:>7.1}",
@@ -246,7 +260,7 @@ async fn release_delayed(client: &Client, n: usize) -> Result<f64, BoxError> {
     Ok(rate)
 }
 
-fn noop_mux() -> Result<Mux, BoxError> {
+pub(crate) fn noop_mux() -> Result<Mux, BoxError> {
     let mut mux = Mux::new();
     mux.handle("noop", |_ctx, _task| async { Ok(serde_json::Value::Null) })?;
     Ok(mux)

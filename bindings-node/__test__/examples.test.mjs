@@ -90,6 +90,7 @@ test('the README "More in Node: schedules" block compiles under --strict and run
   assert.deepEqual(stdout.trim().split('\n'), [
     'request-reply: "hello ada"',
     'external process: disk ok',
+    'ordered: open,charge,ship',
     'schedules: nightly',
     'trace: 0af7651916cd43dd8448eb211c80319c',
     'governor: 1 of 2',

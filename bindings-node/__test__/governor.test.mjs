@@ -3,10 +3,13 @@
 // update, no last-active time, eviction returning the holder, a second eviction failing), 200
 // campaigns on a limit-20 governor never holding more than 20 slots, `withSlot` releasing when
 // its function throws, `await using` (compiled by tsc) releasing at the end of the block, and
-// routes governed by name or by `Governor` running at most the governor's limit at once.
+// routes governed by name or by `Governor` running at most the governor's limit at once. Also
+// choria's lifecycle events (read with a bare NATS protocol client) and routes governed per key,
+// the key read from the payload at a JSON pointer.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -190,5 +193,119 @@ test('a route takes a Governor with its own subject', async () => {
   const tasks = await runUntilFinal(app, ids)
   assert.deepEqual(new Set(tasks.map((t) => `${t.state}/${t.tries}`)), new Set(['complete/1']))
   assert.equal(gauge.peak.get('one'), 1)
+  assert.equal(await manager.active(), 0)
+})
+
+/**
+ * Subscribes to `subject` with a bare NATS protocol client; resolves once subscribed to
+ * `{ next(), close() }`, `next()` resolving to the next message as `[subject, decoded JSON]`.
+ */
+async function subscribe(url, subject, { timeoutMs = 10_000 } = {}) {
+  const { hostname, port } = new URL(url)
+  const socket = net.connect(Number(port), hostname)
+  const messages = []
+  const waiting = []
+  let buffer = Buffer.alloc(0)
+  let subscribed
+  const ready = new Promise((resolve, reject) => {
+    subscribed = resolve
+    socket.on('error', reject)
+    setTimeout(() => reject(new Error('no PONG')), timeoutMs).unref()
+  })
+  socket.on('data', (chunk) => {
+    buffer = Buffer.concat([buffer, chunk])
+    for (;;) {
+      const end = buffer.indexOf('\r\n')
+      if (end < 0) return
+      const line = buffer.subarray(0, end).toString()
+      if (line.startsWith('MSG ')) {
+        const parts = line.split(' ')
+        const size = Number(parts.at(-1))
+        if (buffer.length < end + 2 + size + 2) return
+        const body = JSON.parse(buffer.subarray(end + 2, end + 2 + size).toString())
+        buffer = buffer.subarray(end + 2 + size + 2)
+        const message = [parts[1], body]
+        const waiter = waiting.shift()
+        if (waiter) waiter(message)
+        else messages.push(message)
+        continue
+      }
+      buffer = buffer.subarray(end + 2)
+      if (line.startsWith('PING')) socket.write('PONG\r\n')
+      else if (line.startsWith('PONG')) subscribed()
+    }
+  })
+  socket.write(`CONNECT {"verbose":false,"pedantic":false}\r\nSUB ${subject} 1\r\nPING\r\n`)
+  await ready
+  return {
+    next: () =>
+      messages.length > 0
+        ? Promise.resolve(messages.shift())
+        : new Promise((resolve, reject) => {
+            waiting.push(resolve)
+            setTimeout(() => reject(new Error(`no message on ${subject} within ${timeoutMs} ms`)), timeoutMs).unref()
+          }),
+    close: () => socket.destroy(),
+  }
+}
+
+test('lifecycle events are published as choria does', async () => {
+  const app = newApp()
+  const events = await subscribe(server.url, 'choria.lifecycle.event.governor.>')
+  try {
+    const manager = await app.governorManager('LIFE', { limit: 1, lifecycleComponent: 'CLI' })
+    const governor = await app.governor('LIFE', { intervalMs: 20, lifecycleComponent: 'node' })
+    const firstSeq = await governor.withSlot('holder-1', (lease) => lease.seq)
+    const held = await governor.start('holder-2')
+    const waiter = await app.governor('LIFE', { lifecycleComponent: 'node', lifecycleIdentity: 'host-1' })
+    await assert.rejects(waiter.start('waiter', { maxWaitMs: 200 }), TimeoutError)
+    assert.equal(await manager.evict(held.seq), 'holder-2')
+    await assert.rejects(app.governor('LIFE', { lifecycleComponent: 'a b' }), InvalidOptionError)
+    const seen = []
+    for (let i = 0; i < 5; i++) seen.push(await events.next())
+    assert.deepEqual(
+      seen.map(([, e]) => [e.component, e.event_type, e.identity, e.sequence]),
+      [
+        ['node', 'enter', 'holder-1', firstSeq],
+        ['node', 'exit', 'holder-1', firstSeq],
+        ['node', 'enter', 'holder-2', held.seq],
+        ['node', 'timeouts', 'host-1', 0],
+        ['CLI', 'eviction', 'holder-2', held.seq],
+      ],
+    )
+    for (const [subject, event] of seen) {
+      assert.equal(subject, `choria.lifecycle.event.governor.${event.component}`)
+      assert.deepEqual(Object.keys(event), ['protocol', 'id', 'identity', 'component', 'timestamp', 'governor', 'sequence', 'event_type'])
+      assert.equal(event.protocol, 'io.choria.lifecycle.v1.governor')
+      assert.equal(event.governor, 'LIFE')
+      assert.ok(Number.isInteger(event.timestamp) && Math.abs(Date.now() / 1000 - event.timestamp) < 60)
+    }
+    assert.equal(new Set(seen.map(([, e]) => e.id)).size, 5)
+  } finally {
+    events.close()
+  }
+})
+
+test('a route governed per key runs one task at a time per tenant', async () => {
+  const app = newApp({ queue: new Queue(queueName('TENANTS')), concurrency: 10 })
+  const gauge = gauges()
+  app.task('sync', async (task) => {
+    await Promise.all([gauge.hold(String(task.payload.tenant), 100), gauge.hold('*', 100)])
+  }, { governor: 'TENANT', governorKey: '/tenant' })
+  assert.throws(() => app.task('other', () => null, { governorKey: '/tenant' }), InvalidOptionError)
+  assert.throws(() => app.task('other', () => null, { governor: 'TENANT', governorKey: 'tenant' }), InvalidOptionError)
+  const manager = await app.governorManager('TENANT', { limit: 1, perKey: true })
+  const ids = []
+  for (let i = 0; i < 4; i++) {
+    for (const tenant of ['a', 'b', 7]) ids.push((await app.enqueue('sync', { tenant })).id)
+  }
+  const missing = (await app.enqueue('sync', { other: 'a' })).id
+  const tasks = await runUntilFinal(app, [...ids, missing])
+  const refused = tasks.pop()
+  assert.deepEqual(new Set(tasks.map((t) => `${t.state}/${t.tries}`)), new Set(['complete/1']))
+  assert.deepEqual(['a', 'b', '7'].map((t) => gauge.peak.get(t)), [1, 1, 1])
+  assert.ok(gauge.peak.get('*') > 1, `tenants side by side: ${gauge.peak.get('*')}`)
+  assert.equal(refused.state, 'terminated')
+  assert.match(refused.lastErr, /governor TENANT: the payload has no key at "\/tenant"/)
   assert.equal(await manager.active(), 0)
 })

@@ -122,6 +122,16 @@ export interface TaskOptions {
    * limit: at most `limit` starts per max age). Create the governor first (`app.governorManager`).
    */
   governor?: Governor | string
+  /**
+   * With `governor` naming a per-key governor (`app.governorManager(name, { limit, perKey: true })`:
+   * at most `limit` at once *per key*, e.g. per tenant), a JSON pointer (RFC 6901) into the task's
+   * JSON payload whose value is the key: `{ governor: 'TENANT', governorKey: '/tenant' }`. A string
+   * is used as it is, a number as its text (`42`). A task whose payload has no usable key there
+   * (not JSON, missing, another type, or not one NATS subject token: empty, or with `.`, `*`, `>`
+   * or whitespace) takes no slot: it is terminated with the reason in `lastErr`, as retrying it
+   * could never succeed.
+   */
+  governorKey?: string
 }
 
 /** Options of `App.responder`. */
@@ -145,6 +155,7 @@ interface Route {
   readonly delegate?: Delegate
   readonly middleware: readonly Middleware[]
   readonly governor?: Governor | string
+  readonly governorKey?: string
 }
 
 interface ResponderRoute {
@@ -333,17 +344,28 @@ export class App {
    * default queue or `options.queue` (a type may have a handler on several queues). Throws at
    * once for a type no task can have (`InvalidTaskTypeError`, e.g. `'email.send'`), a type that
    * already has a handler on that queue (`DuplicateHandlerError`), a handler that is not a
-   * function or a `governor` that is neither a name nor a `Governor` (`InvalidOptionError`). A
-   * governor name is checked when `run()` starts.
+   * function, a `governor` that is neither a name nor a `Governor`, or a `governorKey` that is not
+   * a JSON pointer or comes without a governor name (`InvalidOptionError`). A governor name is
+   * checked when `run()` starts.
    */
   task<P = any, R = unknown>(type: string, handler: Handler<P, R>, options: TaskOptions = {}): this {
     checkHandler(type, handler)
-    const { governor } = options
+    const { governor, governorKey } = options
     if (governor !== undefined && typeof governor !== 'string' && !(governor instanceof Governor)) {
       throw new InvalidOptionError(`the governor for task type ${JSON.stringify(type)} must be a name or a Governor`)
     }
+    if (governorKey !== undefined) {
+      if (typeof governor !== 'string') {
+        throw new InvalidOptionError(`governorKey for task type ${JSON.stringify(type)} needs governor set to a per-key governor's name`)
+      }
+      if (typeof governorKey !== 'string' || (governorKey !== '' && !governorKey.startsWith('/'))) {
+        throw new InvalidOptionError(
+          `the governorKey for task type ${JSON.stringify(type)} must be a JSON pointer (RFC 6901): '' for the whole payload, or starting with '/', e.g. '/tenant'`,
+        )
+      }
+    }
     const queue = this.#routeQueue(type, options.queue)
-    this.#routes.push({ queue, type, handler: handler as Handler, middleware: [...(options.middleware ?? [])], governor })
+    this.#routes.push({ queue, type, handler: handler as Handler, middleware: [...(options.middleware ?? [])], governor, governorKey })
     return this
   }
 
@@ -690,8 +712,10 @@ export class App {
             }
             const invoke = compose([...this.#middleware, ...route.middleware], handler as Handler)
             callSync(() => mux.handle(route.type, (task, ctx) => void dispatch(invoke, task, ctx, calls, slots).catch(ignore)))
-            const { governor } = route
-            if (governor !== undefined) {
+            const { governor, governorKey } = route
+            if (governorKey !== undefined && typeof governor === 'string') {
+              callSync(() => mux.governedPerKeyField(route.type, client, governor, governorKey))
+            } else if (governor !== undefined) {
               const inner = typeof governor === 'string' ? newGovernor(client, governor, {})[kNative] : governor[kNative]
               callSync(() => mux.governed(route.type, inner))
             }

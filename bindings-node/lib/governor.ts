@@ -25,6 +25,14 @@ export interface GovernorOptions {
   backoff?: RetryPolicy
   /** Leases are kept until the governor's max age: at most `limit` runs start per max age ("max per period"). */
   withoutLeaving?: boolean
+  /**
+   * Publish choria's lifecycle events on `choria.lifecycle.event.governor.<lifecycleComponent>`:
+   * `enter` when a slot is obtained, `exit` when it is released, `timeouts` when `start` gives up.
+   * Publishing is best effort and never fails a campaign.
+   */
+  lifecycleComponent?: string
+  /** The identity of those events (choria uses the host's identity); default: each holder's name. */
+  lifecycleIdentity?: string
 }
 
 /** How long `start` and `withSlot` campaign. */
@@ -45,6 +53,14 @@ export interface GovernorManagerOptions {
   replicas?: number
   /** The campaign subject; default `$GOVERNOR.campaign.<name>`. */
   subject?: string
+  /**
+   * A per-key governor (a jetjobs extension, not choria's): at most `limit` holders *per key*
+   * (e.g. per tenant), for routes with `governorKey`. An existing one is used as it is; it has no
+   * `subject`.
+   */
+  perKey?: boolean
+  /** `evict()` publishes choria's `eviction` lifecycle event on `choria.lifecycle.event.governor.<lifecycleComponent>`. */
+  lifecycleComponent?: string
 }
 
 /** One lease as `GovernorManager.leases()` lists it. */
@@ -210,11 +226,13 @@ export async function governorManager(
   name: string,
   options: GovernorManagerOptions,
 ): Promise<GovernorManager> {
-  const { limit, ...rest } = options
+  const { limit, perKey, ...rest } = options
   const inner =
     limit === undefined
-      ? await call(async () => native.GovernorManager.load(client, name))
-      : await call(async () => native.GovernorManager.create(client, name, limit, rest))
+      ? await call(async () => native.GovernorManager.load(client, name, rest.lifecycleComponent))
+      : perKey === true
+        ? await call(async () => native.GovernorManager.createPerKey(client, name, limit, rest))
+        : await call(async () => native.GovernorManager.create(client, name, limit, rest))
   return new GovernorManager(inner)
 }
 

@@ -17,6 +17,13 @@ export interface QueueOptions {
   maxRunTimeMs?: number
   /** Items in flight across every worker. */
   maxConcurrent?: number
+  /**
+   * Run tasks sharing an `orderKey` one at a time in enqueue order across every worker; a
+   * failure that will be retried holds back the later tasks of its key. Unkeyed tasks run as usual.
+   */
+  ordered?: boolean
+  /** Ordering with up to this many tasks of one key running at once; 0 turns ordering off. */
+  orderKeyConcurrency?: number
 }
 
 /** A work queue (`CHORIA_AJ_Q_<name>`). Unset options keep the engine's defaults. */

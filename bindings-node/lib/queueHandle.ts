@@ -36,6 +36,11 @@ export interface EnqueueOptions {
    */
   runAt?: Date | string
   /**
+   * On a queue made with `ordered` (or `orderKeyConcurrency`), tasks sharing this key run one at
+   * a time in enqueue order. Elsewhere, or with `delay`/`runAt`, it is an `InvalidOptionError`.
+   */
+  orderKey?: string
+  /**
    * The W3C trace context to send to the handler (`ctx.traceContext`), e.g. another task's
    * `ctx.traceContext`; a malformed `traceparent` is an `InvalidOptionError`. Without it, when
    * `@opentelemetry/api` is installed, the enqueue sends its own `jetjobs.enqueue` span's context.
@@ -95,6 +100,7 @@ export function taskSpec(type: string, payload: unknown, options: EnqueueOptions
   if (options.uniqueForMs !== undefined) spec.uniqueForMs = options.uniqueForMs
   if (options.delay !== undefined) spec.delayMs = options.delay
   if (options.runAt !== undefined) spec.runAt = rfc3339('runAt', options.runAt)
+  if (options.orderKey !== undefined) spec.orderKey = options.orderKey
   if (options.traceContext !== undefined) {
     const { traceparent, tracestate } = options.traceContext
     spec.traceContext = tracestate == null ? { traceparent } : { traceparent, tracestate }

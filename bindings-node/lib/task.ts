@@ -150,6 +150,17 @@ export class Task<P = unknown, R = unknown> {
   get runAtNs(): bigint | null {
     return this[kNative].runAtNs
   }
+  /** The order key it was enqueued with; `null` when none. */
+  get orderKey(): string | null {
+    return this[kNative].orderKey
+  }
+  /**
+   * On an ordered queue, the id of the earlier task of its key this one waits for (its state
+   * stays `new` or `retry`); `null` when it is not waiting.
+   */
+  get waitingFor(): string | null {
+    return this[kNative].waitingFor
+  }
   /** When a handler last took it, exact RFC 3339; `null` when never. */
   get tried(): string | null {
     return this[kNative].tried

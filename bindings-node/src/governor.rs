@@ -23,6 +23,11 @@ pub struct GovernorOptions {
     pub interval_ms: Option<f64>,
     /// Leases are kept until the governor's max age ("max per period").
     pub without_leaving: Option<bool>,
+    /// Publish choria's lifecycle events (`enter`, `exit`, `timeouts`) on
+    /// `choria.lifecycle.event.governor.<lifecycleComponent>`.
+    pub lifecycle_component: Option<String>,
+    /// The identity of those events; default: each holder's name.
+    pub lifecycle_identity: Option<String>,
 }
 
 /// Settings of a governor, used when it is created or updated.
@@ -34,6 +39,9 @@ pub struct GovernorManagerOptions {
     pub replicas: Option<u32>,
     /// The campaign subject; default `$GOVERNOR.campaign.<name>`.
     pub subject: Option<String>,
+    /// `evict` publishes choria's `eviction` lifecycle event on
+    /// `choria.lifecycle.event.governor.<lifecycleComponent>`.
+    pub lifecycle_component: Option<String>,
 }
 
 /// One lease of a governor as the manager lists it.
@@ -136,6 +144,12 @@ impl Governor {
             if options.without_leaving == Some(true) {
                 inner = inner.without_leaving();
             }
+            if let Some(component) = options.lifecycle_component {
+                inner = check(&env, inner.lifecycle(component))?;
+            }
+            if let Some(identity) = options.lifecycle_identity {
+                inner = inner.lifecycle_identity(identity);
+            }
         }
         if let Some(policy) = backoff {
             inner = inner.backoff(policy.inner.clone());
@@ -202,6 +216,17 @@ pub struct GovernorManager {
     inner: Arc<Mutex<jetjobs::GovernorManager>>,
 }
 
+/// `manager` reporting evictions as `component`, if given.
+fn reporting(
+    manager: jetjobs::GovernorManager,
+    component: Option<String>,
+) -> jetjobs::Result<jetjobs::GovernorManager> {
+    match component {
+        Some(component) => manager.lifecycle(component),
+        None => Ok(manager),
+    }
+}
+
 impl From<jetjobs::GovernorManager> for GovernorManager {
     fn from(inner: jetjobs::GovernorManager) -> Self {
         Self {
@@ -254,6 +279,7 @@ impl GovernorManager {
             max_age_ms: None,
             replicas: None,
             subject: None,
+            lifecycle_component: None,
         });
         let limit = check(env, whole("limit", limit))?;
         let max_age = check(
@@ -261,11 +287,11 @@ impl GovernorManager {
             duration_ms("maxAgeMs", options.max_age_ms.unwrap_or(0.0)),
         )?;
         let replicas = options.replicas.unwrap_or(1) as usize;
-        let subject = options.subject;
+        let (subject, component) = (options.subject, options.lifecycle_component);
         promise(
             env,
             async move {
-                jetjobs::GovernorManager::create(
+                let manager = jetjobs::GovernorManager::create(
                     &client,
                     &name,
                     limit,
@@ -273,23 +299,70 @@ impl GovernorManager {
                     replicas,
                     subject.as_deref(),
                 )
-                .await
+                .await?;
+                reporting(manager, component)
             },
             GovernorManager::from,
         )
     }
 
-    /// The existing governor `name`, never created; `GovernorNotFound` otherwise.
+    /// A per-key governor (a jetjobs extension, not choria's): at most `perKey` holders for each
+    /// key, e.g. per tenant, in one stream; routes use it with `governorKey`. An existing one is
+    /// used as it is. It has no `subject` (`InvalidOption`).
+    #[napi(ts_return_type = "Promise<GovernorManager>")]
+    pub fn create_per_key<'env>(
+        env: &'env Env,
+        client: &Client,
+        name: String,
+        per_key: f64,
+        options: Option<GovernorManagerOptions>,
+    ) -> napi::Result<PromiseRaw<'env, GovernorManager>> {
+        let client = client.client(env)?;
+        let per_key = check(env, whole("limit", per_key))?;
+        let (mut max_age, mut replicas, mut component) = (Default::default(), 1, None);
+        if let Some(options) = options {
+            if options.subject.is_some() {
+                return Err(crate::error::js_error(
+                    env,
+                    invalid_option("a per-key governor's subjects are its own: no subject"),
+                ));
+            }
+            max_age = check(
+                env,
+                duration_ms("maxAgeMs", options.max_age_ms.unwrap_or(0.0)),
+            )?;
+            replicas = options.replicas.unwrap_or(1) as usize;
+            component = options.lifecycle_component;
+        }
+        promise(
+            env,
+            async move {
+                let manager = jetjobs::GovernorManager::create_per_key(
+                    &client, &name, per_key, max_age, replicas,
+                )
+                .await?;
+                reporting(manager, component)
+            },
+            GovernorManager::from,
+        )
+    }
+
+    /// The existing governor `name`, never created; `GovernorNotFound` otherwise. With
+    /// `lifecycleComponent`, `evict` publishes choria's `eviction` lifecycle event.
     #[napi(ts_return_type = "Promise<GovernorManager>")]
     pub fn load<'env>(
         env: &'env Env,
         client: &Client,
         name: String,
+        lifecycle_component: Option<String>,
     ) -> napi::Result<PromiseRaw<'env, GovernorManager>> {
         let client = client.client(env)?;
         promise(
             env,
-            async move { jetjobs::GovernorManager::load(&client, &name).await },
+            async move {
+                let manager = jetjobs::GovernorManager::load(&client, &name).await?;
+                reporting(manager, lifecycle_component)
+            },
             GovernorManager::from,
         )
     }

@@ -99,6 +99,29 @@ impl Mux {
         check(env, mux.governed(&task_type, governor.inner.clone())).map(|_| ())
     }
 
+    /// Runs route `taskType` (registered already) only while holding a slot of the per-key
+    /// governor `name` for the task's key, read from its JSON payload at `pointer` (RFC 6901,
+    /// e.g. `"/tenant"`; a string as it is, a number as its text). A task without a usable key is
+    /// terminated with the reason. Throws `InvalidOption` for a bad name or pointer, or no such
+    /// route.
+    #[napi]
+    pub fn governed_per_key_field(
+        &mut self,
+        env: &Env,
+        task_type: String,
+        client: &Client,
+        name: String,
+        pointer: String,
+    ) -> napi::Result<()> {
+        let client = client.client(env)?;
+        let mux = self.mux.as_mut().ok_or_else(spent)?;
+        check(
+            env,
+            mux.governed_per_key_field(&task_type, &client, &name, &pointer),
+        )
+        .map(|_| ())
+    }
+
     /// Releases the handlers without running them.
     #[napi]
     pub fn close(&mut self) {

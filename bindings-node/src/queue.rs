@@ -4,7 +4,7 @@
 
 use napi_derive::napi;
 
-use crate::error::{duration_ms, integer, to_ms};
+use crate::error::{duration_ms, integer, invalid_option, to_ms};
 
 /// Options of `jetjobs::Queue`; only used when the queue is created.
 #[napi(object, object_to_js = false)]
@@ -19,6 +19,10 @@ pub struct QueueOptions {
     pub max_tries: Option<f64>,
     pub max_run_time_ms: Option<f64>,
     pub max_concurrent: Option<f64>,
+    /// Run tasks sharing an order key one at a time in enqueue order (`Queue::ordered`).
+    pub ordered: Option<bool>,
+    /// How many tasks of one order key may run at once; 0 turns ordering off.
+    pub order_key_concurrency: Option<f64>,
 }
 
 impl QueueOptions {
@@ -46,6 +50,18 @@ impl QueueOptions {
         if let Some(n) = self.max_concurrent {
             q = q.max_concurrent(integer("maxConcurrent", n)?);
         }
+        if let Some(n) = self.order_key_concurrency {
+            let count = u32::try_from(integer("orderKeyConcurrency", n)?).map_err(|_| {
+                invalid_option(format!(
+                    "orderKeyConcurrency must be 0 to {}, got {n}",
+                    u32::MAX
+                ))
+            })?;
+            q = q.order_key_concurrency(count);
+        }
+        if self.ordered == Some(true) {
+            q = q.ordered();
+        }
         Ok(q)
     }
 }
@@ -62,6 +78,8 @@ pub struct QueueSettings {
     pub max_tries: i64,
     pub max_run_time_ms: f64,
     pub max_concurrent: i64,
+    /// How many tasks of one order key may run at once; 0 for a queue without ordering.
+    pub order_key_concurrency: u32,
 }
 
 impl From<&jetjobs::Queue> for QueueSettings {
@@ -75,6 +93,7 @@ impl From<&jetjobs::Queue> for QueueSettings {
             max_tries: q.max_tries,
             max_run_time_ms: to_ms(q.max_run_time),
             max_concurrent: q.max_concurrent,
+            order_key_concurrency: q.order_key_concurrency,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct TaskSpec {
     pub delay_ms: Option<f64>,
     /// RFC 3339 time before which the task is not started; not with `delayMs`.
     pub run_at: Option<String>,
+    /// On an ordered queue, tasks sharing this key run one at a time in enqueue order.
+    pub order_key: Option<String>,
     /// The W3C trace context to send with the enqueue, for the handler to continue the trace.
     pub trace_context: Option<TraceContextSpec>,
 }
@@ -89,6 +91,9 @@ impl TaskSpec {
             (Some(ms), None) => task = task.with_delay(duration_ms("delay", ms)?),
             (None, Some(run_at)) => task = task.with_run_at(run_at.parse::<Timestamp>()?),
             (None, None) => {}
+        }
+        if let Some(key) = self.order_key {
+            task = task.with_order_key(key);
         }
         if let Some(context) = self.trace_context {
             task = task.with_trace_context(context.into_core()?);
@@ -245,6 +250,19 @@ impl Task {
     #[napi(getter)]
     pub fn run_at_ns(&self) -> Option<BigInt> {
         nanos(self.inner.run_at)
+    }
+
+    /// The order key it was enqueued with; null when it has none.
+    #[napi(getter)]
+    pub fn order_key(&self) -> Option<String> {
+        self.inner.order_key.clone()
+    }
+
+    /// On an ordered queue, the id of the earlier task of its key this task waits for (its
+    /// state stays `new` or `retry`); null when it is not waiting.
+    #[napi(getter)]
+    pub fn waiting_for(&self) -> Option<String> {
+        self.inner.waiting_for.clone()
     }
 
     #[napi(getter)]

@@ -102,9 +102,16 @@ impl PyGovernor {
     /// Campaigns for governor `name` on `subject` (default: `$GOVERNOR.campaign.<name>`),
     /// trying every `interval` (default 250 ms) while it is full, or by `backoff` (a
     /// `RetryPolicy` or its name) after the first retry; `without_leaving` keeps leases until
-    /// the governor's max age ("max per period").
+    /// the governor's max age ("max per period"). With `lifecycle_component`, choria's lifecycle
+    /// events `enter`, `exit` and `timeouts` are published on
+    /// `choria.lifecycle.event.governor.<component>`, with `lifecycle_identity` (default: each
+    /// holder's name) as their identity.
     #[new]
-    #[pyo3(signature = (client, name, *, subject=None, interval=None, backoff=None, without_leaving=false))]
+    #[pyo3(signature = (
+        client, name, *, subject=None, interval=None, backoff=None, without_leaving=false,
+        lifecycle_component=None, lifecycle_identity=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn py_new(
         client: &PyClient,
         name: &str,
@@ -112,6 +119,8 @@ impl PyGovernor {
         interval: Option<&Bound<'_, PyAny>>,
         backoff: Option<&Bound<'_, PyAny>>,
         without_leaving: bool,
+        lifecycle_component: Option<String>,
+        lifecycle_identity: Option<String>,
     ) -> PyResult<Self> {
         let mut inner = jetjobs::Governor::new(client.live()?, name).py()?;
         if let Some(subject) = subject {
@@ -125,6 +134,12 @@ impl PyGovernor {
         }
         if without_leaving {
             inner = inner.without_leaving();
+        }
+        if let Some(component) = lifecycle_component {
+            inner = inner.lifecycle(component).py()?;
+        }
+        if let Some(identity) = lifecycle_identity {
+            inner = inner.lifecycle_identity(identity);
         }
         Ok(Self {
             inner,
@@ -189,6 +204,19 @@ impl PyGovernorManager {
         }
     }
 
+    /// `manager` reporting evictions as `lifecycle_component`, if given.
+    fn reporting(
+        manager: jetjobs::GovernorManager,
+        lifecycle_component: Option<String>,
+        pid: u32,
+    ) -> jetjobs::Result<Self> {
+        let manager = match lifecycle_component {
+            Some(component) => manager.lifecycle(component)?,
+            None => manager,
+        };
+        Ok(Self::new(manager, pid))
+    }
+
     fn get(&self) -> jetjobs::GovernorManager {
         self.inner
             .lock()
@@ -219,9 +247,13 @@ impl PyGovernorManager {
 impl PyGovernorManager {
     /// Governor `name` with at most `limit` holders, leases evicted after `max_age` (zero:
     /// never, else at least 100 ms), on `subject` (default `$GOVERNOR.campaign.<name>`). Created
-    /// if it does not exist; an existing one is updated to these settings.
+    /// if it does not exist; an existing one is updated to these settings. With
+    /// `lifecycle_component`, `evict` publishes choria's `eviction` lifecycle event.
     #[staticmethod]
-    #[pyo3(signature = (client, name, limit, *, max_age=None, replicas=1, subject=None))]
+    #[pyo3(signature = (
+        client, name, limit, *, max_age=None, replicas=1, subject=None, lifecycle_component=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn create<'py>(
         py: Python<'py>,
         client: &PyClient,
@@ -230,6 +262,7 @@ impl PyGovernorManager {
         max_age: Option<&Bound<'_, PyAny>>,
         replicas: usize,
         subject: Option<String>,
+        lifecycle_component: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (client, pid) = (client.live()?.clone(), client.pid);
         let max_age = max_age
@@ -246,20 +279,55 @@ impl PyGovernorManager {
                 subject.as_deref(),
             )
             .await
+            .and_then(|m| Self::reporting(m, lifecycle_component, pid))
             .py()
-            .map(|m| Self::new(m, pid))
+        })
+    }
+
+    /// A per-key governor (a jetjobs extension, not choria's): at most `per_key` holders for
+    /// each key, e.g. per tenant, in one stream. Routes use it with `governor_key=`. An existing
+    /// governor of that name is used as it is.
+    #[staticmethod]
+    #[pyo3(signature = (
+        client, name, per_key, *, max_age=None, replicas=1, lifecycle_component=None,
+    ))]
+    fn create_per_key<'py>(
+        py: Python<'py>,
+        client: &PyClient,
+        name: String,
+        per_key: u64,
+        max_age: Option<&Bound<'_, PyAny>>,
+        replicas: usize,
+        lifecycle_component: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (client, pid) = (client.live()?.clone(), client.pid);
+        let max_age = max_age
+            .map(convert::duration)
+            .transpose()?
+            .unwrap_or_default();
+        runtime::future_into_py(py, async move {
+            jetjobs::GovernorManager::create_per_key(&client, &name, per_key, max_age, replicas)
+                .await
+                .and_then(|m| Self::reporting(m, lifecycle_component, pid))
+                .py()
         })
     }
 
     /// The existing governor `name`, never created; raises `GovernorNotFound`.
     #[staticmethod]
-    fn load<'py>(py: Python<'py>, client: &PyClient, name: String) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (client, name, *, lifecycle_component=None))]
+    fn load<'py>(
+        py: Python<'py>,
+        client: &PyClient,
+        name: String,
+        lifecycle_component: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (client, pid) = (client.live()?.clone(), client.pid);
         runtime::future_into_py(py, async move {
             jetjobs::GovernorManager::load(&client, &name)
                 .await
+                .and_then(|m| Self::reporting(m, lifecycle_component, pid))
                 .py()
-                .map(|m| Self::new(m, pid))
         })
     }
 
@@ -376,6 +444,7 @@ impl PyGovernorManager {
     }
 
     /// Removes lease `seq`, returning its holder's name; raises `LeaseNotFound` if there is none.
+    /// Publishes choria's `eviction` event if the manager has a lifecycle component.
     fn evict<'py>(&self, py: Python<'py>, seq: u64) -> PyResult<Bound<'py, PyAny>> {
         let manager = self.live()?;
         runtime::future_into_py(py, async move { manager.evict(seq).await.py() })

@@ -122,6 +122,27 @@ impl PyMux {
         Ok(())
     }
 
+    /// Runs route `task_type` (registered already) only while holding a slot of the per-key
+    /// governor `name` for the task's key, read from its JSON payload at `pointer` (RFC 6901,
+    /// e.g. `"/tenant"`; a string as it is, a number as its text). A task without a usable key
+    /// is terminated with the reason. Raises `InvalidOption` for a bad name or pointer, or no
+    /// such route.
+    fn governed_per_key_field(
+        &self,
+        task_type: &str,
+        client: &PyClient,
+        name: &str,
+        pointer: &str,
+    ) -> PyResult<()> {
+        let client = client.live()?;
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .governed_per_key_field(task_type, client, name, pointer)
+            .py()?;
+        Ok(())
+    }
+
     /// The registered type that `task_type` routes to, if any.
     fn route_for(&self, task_type: &str) -> Option<String> {
         self.inner

@@ -17,9 +17,11 @@ pub(crate) struct PyQueue {
 #[pymethods]
 impl PyQueue {
     /// A queue with the engine's defaults for every option not given; `bind=True` only binds to
-    /// an existing queue (`QueueNotFound` if there is none).
+    /// an existing queue (`QueueNotFound` if there is none). `ordered=True` runs tasks sharing an
+    /// `order_key` one at a time in enqueue order; `order_key_concurrency` lets that many of a key
+    /// run at once (0: no ordering).
     #[new]
-    #[pyo3(signature = (name, *, max_age=None, max_entries=None, discard_old=None, max_tries=None, max_run_time=None, max_concurrent=None, bind=false))]
+    #[pyo3(signature = (name, *, max_age=None, max_entries=None, discard_old=None, max_tries=None, max_run_time=None, max_concurrent=None, ordered=false, order_key_concurrency=None, bind=false))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         name: String,
@@ -29,6 +31,8 @@ impl PyQueue {
         max_tries: Option<i64>,
         max_run_time: Option<&Bound<'_, PyAny>>,
         max_concurrent: Option<i64>,
+        ordered: bool,
+        order_key_concurrency: Option<u32>,
         bind: bool,
     ) -> PyResult<Self> {
         let mut q = if bind {
@@ -53,6 +57,12 @@ impl PyQueue {
         }
         if let Some(n) = max_concurrent {
             q = q.max_concurrent(n);
+        }
+        if let Some(n) = order_key_concurrency {
+            q = q.order_key_concurrency(n);
+        }
+        if ordered {
+            q = q.ordered();
         }
         Ok(Self { inner: q })
     }
@@ -107,6 +117,12 @@ impl PyQueue {
         self.inner.max_concurrent
     }
 
+    /// How many tasks of one order key may run at once; 0 for a queue without ordering.
+    #[getter]
+    fn order_key_concurrency(&self) -> u32 {
+        self.inner.order_key_concurrency
+    }
+
     /// True if this only binds to an existing queue.
     #[getter]
     fn bind(&self) -> bool {
@@ -122,14 +138,15 @@ impl PyQueue {
     fn __repr__(&self) -> String {
         let q = &self.inner;
         format!(
-            "Queue(name={:?}, max_age={:?}, max_entries={}, discard_old={}, max_tries={}, max_run_time={:?}, max_concurrent={})",
+            "Queue(name={:?}, max_age={:?}, max_entries={}, discard_old={}, max_tries={}, max_run_time={:?}, max_concurrent={}, order_key_concurrency={})",
             q.name,
             q.max_age,
             q.max_entries,
             q.discard_old,
             q.max_tries,
             q.max_run_time,
-            q.max_concurrent
+            q.max_concurrent,
+            q.order_key_concurrency
         )
     }
 }

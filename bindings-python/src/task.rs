@@ -55,10 +55,12 @@ impl PyTask {
     /// `unique_key`, enqueueing returns the pending task holding that key instead of storing this
     /// one (also for `unique_for`, a `timedelta` or seconds, after it is final). The task does not
     /// start before `run_at` (like `deadline`) or `delay` (a `timedelta` or seconds from now);
-    /// giving both raises `InvalidOption`. `trace_context` is sent with the enqueue for the
-    /// handler's span to continue the trace.
+    /// giving both raises `InvalidOption`. On an ordered queue, tasks sharing an `order_key` run
+    /// one at a time in enqueue order (enqueueing one elsewhere, or with `run_at`/`delay`, raises
+    /// `InvalidOption`). `trace_context` is sent with the enqueue for the handler's span to
+    /// continue the trace.
     #[new]
-    #[pyo3(signature = (task_type, payload=None, *, id=None, deadline=None, max_tries=None, depends_on=None, load_dependency_results=false, unique_key=None, unique_for=None, run_at=None, delay=None, trace_context=None))]
+    #[pyo3(signature = (task_type, payload=None, *, id=None, deadline=None, max_tries=None, depends_on=None, load_dependency_results=false, unique_key=None, unique_for=None, run_at=None, delay=None, order_key=None, trace_context=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         task_type: &str,
@@ -72,6 +74,7 @@ impl PyTask {
         unique_for: Option<&Bound<'_, PyAny>>,
         run_at: Option<&Bound<'_, PyAny>>,
         delay: Option<&Bound<'_, PyAny>>,
+        order_key: Option<String>,
         trace_context: Option<PyRef<'_, PyTraceContext>>,
     ) -> PyResult<Self> {
         let mut task = match payload {
@@ -121,6 +124,9 @@ impl PyTask {
             (None, Some(delay)) => task = task.with_delay(convert::duration(delay)?),
             (None, None) => {}
         }
+        if let Some(key) = order_key {
+            task = task.with_order_key(key);
+        }
         if let Some(context) = trace_context {
             task = task.with_trace_context(context.inner.clone());
         }
@@ -162,6 +168,19 @@ impl PyTask {
     #[getter]
     fn unique_key(&self) -> Option<&str> {
         self.inner.unique_key()
+    }
+
+    /// The order key given with `order_key`, if any.
+    #[getter]
+    fn order_key(&self) -> Option<&str> {
+        self.inner.order_key.as_deref()
+    }
+
+    /// On an ordered queue, the id of the earlier task of its key this task waits for (its
+    /// state stays `new` or `retry`); `None` when it is not waiting.
+    #[getter]
+    fn waiting_for(&self) -> Option<&str> {
+        self.inner.waiting_for.as_deref()
     }
 
     /// Unique id (a KSUID unless given).

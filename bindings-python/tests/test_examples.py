@@ -100,6 +100,7 @@ async def test_readme_more_in_python_ops(nats_url: str, tmp_path: Path) -> None:
     assert stdout.decode().splitlines() == [
         'request-reply: "hello ada"',
         "external process: disk ok",
+        "ordered: ['open', 'charge', 'ship']",
         "schedules: ['nightly']",
         "trace: 0af7651916cd43dd8448eb211c80319c",
         "governor: 1 of 2",

@@ -56,6 +56,9 @@ pub use coord::barrier::{Barrier, JobState};
 pub use coord::governor::{
     GOVERNOR_INTERVAL, Governor, GovernorManager, Lease, collective_subject, governor_stream,
 };
+pub use coord::lifecycle::{
+    GOVERNOR_LIFECYCLE_PROTOCOL, GovernorEvent, GovernorEventType, governor_lifecycle_subject,
+};
 pub use delegated::Responder;
 pub use dev_server::DevServer;
 pub use error::{Error, ErrorKind, Result};

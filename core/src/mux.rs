@@ -29,6 +29,18 @@ struct Route {
     wrapped: Arc<dyn Handler>,
     /// Gates this route's starts, inside the worker's own admission step.
     admission: Option<Arc<dyn crate::Admission>>,
+    /// The innermost wrapper that goes with `admission` (a per-key field's check), if any.
+    guard: Option<Middleware>,
+}
+
+impl Route {
+    fn rewrap(&mut self, global: &[Middleware]) {
+        let handler = match &self.guard {
+            Some(guard) => guard(self.handler.clone()),
+            None => self.handler.clone(),
+        };
+        self.wrapped = wrap(global, wrap(&self.middleware, handler));
+    }
 }
 
 /// A task router.
@@ -90,6 +102,7 @@ impl Mux {
             middleware,
             wrapped,
             admission: None,
+            guard: None,
         });
         // Longest prefix first, so the first match is the most specific.
         self.routes
@@ -155,6 +168,16 @@ impl Mux {
         task_type: &str,
         admission: Arc<dyn crate::Admission>,
     ) -> Result<&mut Self> {
+        self.gate(task_type, admission, None)
+    }
+
+    /// Sets route `task_type`'s admission and the guard that goes with it.
+    fn gate(
+        &mut self,
+        task_type: &str,
+        admission: Arc<dyn crate::Admission>,
+        guard: Option<Middleware>,
+    ) -> Result<&mut Self> {
         let route = self
             .routes
             .iter_mut()
@@ -166,6 +189,8 @@ impl Mux {
                 )
             })?;
         route.admission = Some(admission);
+        route.guard = guard;
+        route.rewrap(&self.global);
         Ok(self)
     }
 
@@ -206,6 +231,40 @@ impl Mux {
         self.route_admission(task_type, Arc::new(admission))
     }
 
+    /// Like [`governed_per_key`](Self::governed_per_key), with each task's key read from its JSON
+    /// payload at `pointer` (RFC 6901: `"/tenant"`, `"/account/id"`, or `""` for the whole
+    /// payload), the form the Python and Node bindings use. A string is the key as it is, a
+    /// number its JSON text (`42`). A task with no usable key (the payload is not JSON, the value
+    /// is missing or of another type, or it is not one subject token: empty, or with `.`, `*`,
+    /// `>` or whitespace) takes no slot and is **terminated** with the reason as its error
+    /// (`governor TENANT: the payload has no key at "/tenant": terminate task`), as a retry could never find a
+    /// key; its handler does not run. `InvalidOption` for an invalid governor name or pointer, or
+    /// no such route.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(client: jetjobs::Client) -> jetjobs::Result<()> {
+    /// use std::time::Duration;
+    /// jetjobs::GovernorManager::create_per_key(&client, "TENANT", 1, Duration::from_secs(600), 1).await?;
+    /// let mut mux = jetjobs::Mux::new();
+    /// mux.handle("report", |_ctx, _task| async { Ok(serde_json::json!("done")) })?
+    ///     .governed_per_key_field("report", &client, "TENANT", "/tenant")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn governed_per_key_field(
+        &mut self,
+        task_type: &str,
+        client: &crate::Client,
+        name: &str,
+        pointer: &str,
+    ) -> Result<&mut Self> {
+        let field = Arc::new(crate::coord::governor::KeyField::new(
+            client, name, pointer,
+        )?);
+        let guard = field.guard();
+        self.gate(task_type, field, Some(guard))
+    }
+
     /// The route's own admission step for `task_type`, if it has one.
     pub(crate) fn admission_for(&self, task_type: &str) -> Option<Arc<dyn crate::Admission>> {
         self.find(task_type).and_then(|r| r.admission.clone())
@@ -215,7 +274,7 @@ impl Mux {
     pub fn use_middleware(&mut self, middleware: Middleware) -> &mut Self {
         self.global.push(middleware);
         for route in &mut self.routes {
-            route.wrapped = wrap(&self.global, wrap(&route.middleware, route.handler.clone()));
+            route.rewrap(&self.global);
         }
         self
     }

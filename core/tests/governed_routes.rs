@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Governors as route options against a real server: a route limited to 2 across three workers
 //! never runs more than 2 at once while another route runs freely, and waiting costs no try; a
-//! per-period governor is a fleet-wide rate limit; a per-key governor limits each tenant alone.
+//! per-period governor is a fleet-wide rate limit; a per-key governor limits each tenant alone, its
+//! key from a closure or from the payload at a JSON pointer (a task without a key is terminated).
 
 mod common;
 
@@ -234,5 +235,100 @@ async fn a_per_key_governor_limits_each_tenant_on_its_own() {
         (running.peak("acme"), running.peak("globex")),
         (1, 1),
         "one at a time per tenant"
+    );
+}
+
+#[tokio::test]
+async fn a_route_governed_per_key_field_reads_the_key_from_the_payload() {
+    let server = NatsServer::start();
+    let client = connect(&server, "TENANTFIELD").await;
+    GovernorManager::create_per_key(&client, "TENANTF", 1, Duration::from_secs(60), 1)
+        .await
+        .expect("governor");
+    let running = Arc::new(Running::default());
+    let mut mux = Mux::new();
+    fn tenant(task: &Task) -> String {
+        let payload: serde_json::Value = task.payload_json().unwrap_or_default();
+        match &payload["tenant"] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    mux.handle(
+        "sync",
+        holding(&running, Duration::from_millis(100), tenant),
+    )
+    .expect("register");
+    let refused = mux
+        .governed_per_key_field("sync", &client, "TENANTF", "tenant")
+        .err()
+        .map(|e| e.kind());
+    assert_eq!(
+        refused,
+        Some(jetjobs::ErrorKind::InvalidOption),
+        "not a JSON pointer"
+    );
+    mux.governed_per_key_field("sync", &client, "TENANTF", "/tenant")
+        .expect("governed");
+    let worker = RunningWorker::start(&client, WorkerOptions::new().concurrency(10), mux);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        for tenant in [json!("a"), json!(7)] {
+            ids.push(
+                client
+                    .enqueue(Task::new("sync", &json!({"tenant": tenant})).expect("task"))
+                    .await
+                    .expect("enqueued")
+                    .id,
+            );
+        }
+    }
+    let mut bad = Vec::new();
+    for payload in [
+        json!({"other": 1}),
+        json!({"tenant": "a.b"}),
+        json!({"tenant": true}),
+    ] {
+        bad.push(
+            client
+                .enqueue(Task::new("sync", &payload).expect("task"))
+                .await
+                .expect("enqueued")
+                .id,
+        );
+    }
+    let done = wait_final(&client, &ids, Duration::from_secs(60)).await;
+    let refused = wait_final(&client, &bad, Duration::from_secs(60)).await;
+    worker.stop().await;
+    assert!(
+        done.iter()
+            .all(|t| t.state == TaskState::Complete && t.tries == 1)
+    );
+    assert_eq!(
+        (running.peak("a"), running.peak("7"), running.peak("*")),
+        (1, 1, 2),
+        "one at a time per tenant, the tenants side by side"
+    );
+    let errors: Vec<(TaskState, &str)> = refused
+        .iter()
+        .map(|t| (t.state, t.last_err.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (
+                TaskState::Terminated,
+                "governor TENANTF: the payload has no key at \"/tenant\": terminate task"
+            ),
+            (
+                TaskState::Terminated,
+                "governor TENANTF: the key \"a.b\" at \"/tenant\" is not a subject token \
+                 (non-empty, no '.', '*', '>' or whitespace): terminate task"
+            ),
+            (
+                TaskState::Terminated,
+                "governor TENANTF: the key at \"/tenant\" in the payload is not a string or a number: terminate task"
+            ),
+        ]
     );
 }

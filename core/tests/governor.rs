@@ -4,6 +4,7 @@
 //! eviction returning the holder's name (a second eviction is a typed error), and 1,000
 //! campaigns on a limit-100 governor never holding more than 100 slots at once. Also the "max
 //! per period" mode (leases kept until max age) and a usable instance after a failed campaign.
+//! And choria's lifecycle events: enter, exit (released or dropped), timeouts and eviction.
 
 mod common;
 
@@ -12,7 +13,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::NatsServer;
-use jetjobs::{CancellationToken, Client, ClientOptions, ErrorKind, Governor, GovernorManager};
+use futures::StreamExt as _;
+use jetjobs::{
+    CancellationToken, Client, ClientOptions, ErrorKind, Governor, GovernorEvent,
+    GovernorEventType, GovernorManager,
+};
 
 async fn connect(server: &NatsServer) -> Client {
     ClientOptions::new()
@@ -191,4 +196,139 @@ async fn per_period_leases_are_kept_until_max_age_and_failed_campaigns_leave_the
         .err()
         .map(|e| e.kind());
     assert_eq!(gone, Some(ErrorKind::GovernorNotFound));
+}
+
+/// The next lifecycle event and its subject.
+async fn next_event(events: &mut async_nats::Subscriber) -> (String, GovernorEvent) {
+    let message = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event in time")
+        .expect("subscribed");
+    let event = GovernorEvent::from_json(&message.payload).expect("a governor event");
+    (message.subject.to_string(), event)
+}
+
+#[tokio::test]
+async fn lifecycle_events_report_enter_exit_timeouts_and_eviction_as_choria() {
+    let server = NatsServer::start();
+    let client = connect(&server).await;
+    let mut events = client
+        .nats()
+        .subscribe("choria.lifecycle.event.governor.>")
+        .await
+        .expect("subscribed");
+    client.nats().flush().await.expect("flushed");
+    let manager = GovernorManager::create(&client, "LIFE", 1, Duration::from_secs(60), 1, None)
+        .await
+        .expect("created")
+        .lifecycle("CLI")
+        .expect("a component");
+    let governor = Governor::new(&client, "LIFE")
+        .expect("governor")
+        .interval(Duration::from_millis(20))
+        .lifecycle("worker")
+        .expect("a component");
+    assert_eq!(
+        governor.clone().lifecycle("a b").err().map(|e| e.kind()),
+        Some(ErrorKind::InvalidOption),
+        "a component ends a subject"
+    );
+    let cancel = CancellationToken::new();
+
+    let first = governor
+        .start("holder-1", None, &cancel)
+        .await
+        .expect("a slot");
+    first.release().await.expect("released");
+    first
+        .release()
+        .await
+        .expect("a second release does nothing");
+    let dropped = governor
+        .start("dropper", None, &cancel)
+        .await
+        .expect("a slot");
+    let dropped_seq = dropped.seq();
+    drop(dropped); // given back in the background, with its exit
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(next_event(&mut events).await);
+    }
+    let wait_empty = async {
+        while manager.active().await.expect("active") != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait_empty)
+        .await
+        .expect("the dropped lease is given back");
+
+    let held = governor
+        .start("holder-2", None, &cancel)
+        .await
+        .expect("a slot");
+    let waited = governor
+        .clone()
+        .lifecycle_identity("host-1")
+        .start("waiter", Some(Duration::from_millis(200)), &cancel)
+        .await
+        .err()
+        .map(|e| e.kind());
+    assert_eq!(waited, Some(ErrorKind::Timeout));
+    assert_eq!(
+        manager.evict(held.seq()).await.expect("evicted"),
+        "holder-2"
+    );
+    for _ in 0..3 {
+        seen.push(next_event(&mut events).await);
+    }
+
+    let summary: Vec<(&str, GovernorEventType, &str, u64)> = seen
+        .iter()
+        .map(|(_, e)| {
+            (
+                e.component.as_str(),
+                e.event_type,
+                e.identity.as_str(),
+                e.sequence,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("worker", GovernorEventType::Enter, "holder-1", first.seq()),
+            ("worker", GovernorEventType::Exit, "holder-1", first.seq()),
+            ("worker", GovernorEventType::Enter, "dropper", dropped_seq),
+            ("worker", GovernorEventType::Exit, "dropper", dropped_seq),
+            ("worker", GovernorEventType::Enter, "holder-2", held.seq()),
+            ("worker", GovernorEventType::Timeout, "host-1", 0),
+            ("CLI", GovernorEventType::Eviction, "holder-2", held.seq()),
+        ]
+    );
+    for (subject, event) in &seen {
+        assert_eq!(
+            subject,
+            &format!("choria.lifecycle.event.governor.{}", event.component)
+        );
+        assert_eq!(event.protocol, "io.choria.lifecycle.v1.governor");
+        assert_eq!(event.governor, "LIFE");
+        assert!((chrono::Utc::now().timestamp() - event.timestamp).abs() < 60);
+    }
+    let ids: std::collections::HashSet<&str> = seen.iter().map(|(_, e)| e.id.as_str()).collect();
+    assert_eq!(ids.len(), seen.len(), "every event has its own id");
+    // The wire form, field by field, as choria's `GovernorEvent` encodes it.
+    let (_, eviction) = &seen[6];
+    let json: serde_json::Value =
+        serde_json::from_slice(&eviction.to_json().expect("encoded")).expect("json");
+    assert_eq!(json["event_type"], "eviction");
+    assert_eq!(json["sequence"], held.seq());
+    assert!(json["timestamp"].is_i64() && json["id"].is_string());
+    assert_eq!(
+        eviction.to_string(),
+        format!(
+            "[governor] holder-2: evicted from slot {} on LIFE",
+            held.seq()
+        )
+    );
 }

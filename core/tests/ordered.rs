@@ -46,7 +46,12 @@ fn outcome_of(step: Step, tries: i64) -> &'static str {
 }
 
 fn fast_retries() -> RetryPolicy {
-    RetryPolicy::linear(5, Duration::from_millis(50), Duration::from_millis(250), 0.0)
+    RetryPolicy::linear(
+        5,
+        Duration::from_millis(50),
+        Duration::from_millis(250),
+        0.0,
+    )
 }
 
 /// Not a test: the body of the worker processes `fleet_keeps_key_order_through_a_sigkill`
@@ -176,7 +181,8 @@ async fn fleet_keeps_key_order_through_a_sigkill() {
         ids.push(task.expect("enqueued").id);
     }
 
-    let mut workers: Vec<WorkerProcess> = (0..3).map(|_| WorkerProcess::start(&server.url)).collect();
+    let mut workers: Vec<WorkerProcess> =
+        (0..3).map(|_| WorkerProcess::start(&server.url)).collect();
     let mut logs: BTreeMap<u32, KeyLog> = BTreeMap::new();
     let mut violations = Vec::new();
     let mut finished = 0;
@@ -215,7 +221,11 @@ async fn fleet_keeps_key_order_through_a_sigkill() {
         }
     }
     assert!(killed);
-    assert!(violations.is_empty(), "{:?}", &violations[..violations.len().min(10)]);
+    assert!(
+        violations.is_empty(),
+        "{:?}",
+        &violations[..violations.len().min(10)]
+    );
     for (key, log) in &logs {
         assert!(
             log.completed.windows(2).all(|w| w[0] <= w[1]),
@@ -244,7 +254,10 @@ async fn run_worker(
     queue: &jetjobs::QueueHandle,
     concurrency: usize,
     handler: impl Fn(Task) -> Result<serde_json::Value, HandlerError> + Send + Sync + 'static,
-) -> (CancellationToken, tokio::task::JoinHandle<jetjobs::Result<()>>) {
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<jetjobs::Result<()>>,
+) {
     let handler = Arc::new(handler);
     let mut mux = Mux::new();
     mux.handle("", move |_ctx, task| {
@@ -301,18 +314,31 @@ async fn a_failing_task_holds_back_its_key_visibly_while_other_keys_run() {
     let free = enqueue("free", None).await;
 
     // B and the unkeyed task run; A waits behind its failing head, visibly and without tries.
-    wait_final(&client, &[b1.id.clone(), free.id.clone()], Duration::from_secs(20)).await;
-    let waiting = wait_for("a2 to show what it waits for", Duration::from_secs(20), || {
-        let client = client.clone();
-        let id = a2.id.clone();
-        async move {
-            let task = client.load_task(&id).await.ok()?;
-            task.waiting_for.is_some().then_some(task)
-        }
-    })
+    wait_final(
+        &client,
+        &[b1.id.clone(), free.id.clone()],
+        Duration::from_secs(20),
+    )
+    .await;
+    let waiting = wait_for(
+        "a2 to show what it waits for",
+        Duration::from_secs(20),
+        || {
+            let client = client.clone();
+            let id = a2.id.clone();
+            async move {
+                let task = client.load_task(&id).await.ok()?;
+                task.waiting_for.is_some().then_some(task)
+            }
+        },
+    )
     .await;
     assert_eq!(waiting.waiting_for.as_deref(), Some(a1.id.as_str()));
-    assert_eq!(waiting.state, TaskState::New, "Go reads a waiting task as new");
+    assert_eq!(
+        waiting.state,
+        TaskState::New,
+        "Go reads a waiting task as new"
+    );
     assert_eq!(waiting.tries, 0, "waiting is not a try");
     wait_for("a1 to be retried", Duration::from_secs(20), || {
         let client = client.clone();
@@ -323,7 +349,12 @@ async fn a_failing_task_holds_back_its_key_visibly_while_other_keys_run() {
     assert!(!ran.lock().expect("lock").contains(&"a2".to_string()));
 
     *failing.lock().expect("lock") = false;
-    let done = wait_final(&client, &[a1.id.clone(), a2.id.clone()], Duration::from_secs(20)).await;
+    let done = wait_final(
+        &client,
+        &[a1.id.clone(), a2.id.clone()],
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(done.iter().all(|t| t.state == TaskState::Complete));
     assert_eq!(done[1].tries, 1);
     assert_eq!(done[1].waiting_for, None);
@@ -377,11 +408,12 @@ async fn per_key_concurrency_runs_that_many_of_a_key_at_once() {
         .await
         .expect("queue");
     assert_eq!(queue.settings().order_key_concurrency, 2);
-    let bound = client
-        .open_queue(Queue::bind("PAIRS"))
-        .await
-        .expect("bind");
-    assert_eq!(bound.settings().order_key_concurrency, 2, "read back from the server");
+    let bound = client.open_queue(Queue::bind("PAIRS")).await.expect("bind");
+    assert_eq!(
+        bound.settings().order_key_concurrency,
+        2,
+        "read back from the server"
+    );
 
     let running_now = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
     let peak = Arc::new(Mutex::new(0usize));
@@ -420,7 +452,11 @@ async fn per_key_concurrency_runs_that_many_of_a_key_at_once() {
         .map(|t| t.expect("enqueued").id)
         .collect();
     wait_final(&client, &ids, Duration::from_secs(30)).await;
-    assert_eq!(*peak.lock().expect("lock"), 2, "two of the key ran at once, never more");
+    assert_eq!(
+        *peak.lock().expect("lock"),
+        2,
+        "two of the key ran at once, never more"
+    );
     shutdown.cancel();
     running.await.expect("joined").expect("worker ran");
 }

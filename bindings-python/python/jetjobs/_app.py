@@ -49,7 +49,7 @@ from ._routes import Decoder, Encoder, Handler, Middleware, Route
 from ._states import TaskState
 from ._threads import HandlerThreads
 from ._tracing import producing, sending
-from .errors import Closed, DuplicateHandler, InvalidTaskType, JetJobsError
+from .errors import Closed, DuplicateHandler, InvalidOption, InvalidTaskType, JetJobsError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 """Where :class:`App` connects when no URL is given."""
@@ -77,7 +77,8 @@ class TaskOptions(TypedDict, total=False):
     ``task.dependency_results`` when ``load_dependency_results`` is set; ``unique_key`` makes the
     enqueue return the pending task holding that key (also for ``unique_for`` after it is final).
     The task does not start before ``run_at`` (like ``deadline``) or ``delay`` (a timedelta or
-    seconds from now), not both. ``trace_context`` is sent instead of the current span's.
+    seconds from now), not both. On an ordered queue, tasks sharing an ``order_key`` run one at a
+    time in enqueue order. ``trace_context`` is sent instead of the current span's.
     """
 
     id: str | None
@@ -89,6 +90,7 @@ class TaskOptions(TypedDict, total=False):
     unique_for: timedelta | float | None
     run_at: datetime | timedelta | str | None
     delay: timedelta | float | None
+    order_key: str | None
     trace_context: TraceContext | None
 
 
@@ -236,8 +238,8 @@ class App:
         self._routes: list[Route] = []
         # Request-reply routes need the connection: they join their queue's mux when a run starts.
         self._request_replies: list[tuple[str, str]] = []
-        # Governed routes as (queue, task type, governor or its name), likewise.
-        self._governed: list[tuple[str, str, Governor | str]] = []
+        # Governed routes as (queue, task type, governor or its name, per-key pointer), likewise.
+        self._governed: list[tuple[str, str, Governor | str, str | None]] = []
         self._responders: dict[str, tuple[Route, dict[str, Any]]] = {}
         self._threads = HandlerThreads(DEFAULT_CONCURRENCY if concurrency is None else concurrency)
         self._client: Client | None = None
@@ -256,6 +258,7 @@ class App:
         queue: QueueLike | None = None,
         middleware: Sequence[Middleware] = (),
         governor: Governor | str | None = None,
+        governor_key: str | None = None,
     ) -> Callable[[_H], _H]:
         """Register the decorated function for ``task_type`` (an exact type or a prefix).
 
@@ -269,6 +272,15 @@ class App:
         max age with ``Governor(..., without_leaving=True)`` (a rate limit: at most ``limit``
         starts per max age). Create the governor first (:meth:`governor_manager`).
 
+        With ``governor_key`` too, ``governor`` names a per-key governor
+        (``governor_manager(name, limit, per_key=True)``: at most ``limit`` at once *per key*, e.g.
+        per tenant) and ``governor_key`` is a JSON pointer (RFC 6901) into the task's JSON payload
+        whose value is the key: ``governor="TENANT", governor_key="/tenant"``. A string is used as
+        it is, a number as its text (``42``). A task whose payload has no usable key there (not
+        JSON, missing, another type, or not one NATS subject token: empty, or with ``.``, ``*``,
+        ``>`` or whitespace) takes no slot: it is terminated with the reason in ``last_err``, as
+        retrying it could never succeed.
+
         ``async def`` handlers run on the worker's event loop; plain functions run in a worker
         thread and never block it. The return value (JSON-serialisable) becomes the task result;
         ``raise TerminateTask(reason)`` terminates the task; any other exception is a failed try,
@@ -276,7 +288,14 @@ class App:
         """
 
         def register(handler: _H) -> _H:
-            self.handle(task_type, handler, queue=queue, middleware=middleware, governor=governor)
+            self.handle(
+                task_type,
+                handler,
+                queue=queue,
+                middleware=middleware,
+                governor=governor,
+                governor_key=governor_key,
+            )
             return handler
 
         return register
@@ -289,13 +308,16 @@ class App:
         queue: QueueLike | None = None,
         middleware: Sequence[Middleware] = (),
         governor: Governor | str | None = None,
+        governor_key: str | None = None,
     ) -> None:
         """Register ``handler`` for ``task_type``, like :meth:`task` without the decorator.
 
         Raises ``InvalidTaskType`` for a type no task can have (``""`` is the catch-all route),
-        ``TypeError`` for a handler that is not callable or a ``governor`` that is neither a
-        name nor a :class:`Governor`, and ``DuplicateHandler`` if the type already has a handler
-        on that queue. A governor name is checked when :meth:`run` starts (``InvalidOption``).
+        ``TypeError`` for a handler that is not callable, a ``governor`` that is neither a
+        name nor a :class:`Governor`, or a ``governor_key`` without a governor name,
+        ``InvalidOption`` for a ``governor_key`` that is not a JSON pointer, and
+        ``DuplicateHandler`` if the type already has a handler on that queue. A governor name is
+        checked when :meth:`run` starts (``InvalidOption``).
         """
         if task_type and not is_valid_name(task_type):
             raise InvalidTaskType(
@@ -311,6 +333,22 @@ class App:
                 f"the governor for {task_type!r} must be a name or a Governor, "
                 f"not {type(governor).__name__}"
             )
+        if governor_key is not None:
+            if not isinstance(governor, str):
+                raise TypeError(
+                    f"governor_key for {task_type!r} needs governor= set to a per-key governor's "
+                    "name"
+                )
+            if not isinstance(governor_key, str):
+                raise TypeError(
+                    f"the governor_key for {task_type!r} must be a JSON pointer string, "
+                    f"not {type(governor_key).__name__}"
+                )
+            if governor_key and not governor_key.startswith("/"):
+                raise InvalidOption(
+                    f"the governor_key for {task_type!r} must be a JSON pointer (RFC 6901): '' for "
+                    f"the whole payload, or starting with '/', e.g. '/tenant'; got {governor_key!r}"
+                )
         name = self._queues.name(queue)
         self._refuse_duplicate(name, task_type)
         route = Route(task_type, handler, middleware, self._decoder, self._threads)
@@ -320,7 +358,7 @@ class App:
         self._queues.mux(name).handle(task_type, route, is_async=True)
         self._routes.append(route)
         if governor is not None:
-            self._governed.append((name, task_type, governor))
+            self._governed.append((name, task_type, governor, governor_key))
 
     def request_reply(self, task_type: str, *, queue: QueueLike | None = None) -> None:
         """Route ``task_type`` on ``queue`` to remote responders, as asyncjobs' ``RequestReply``.
@@ -453,6 +491,7 @@ class App:
             unique_for=options.get("unique_for"),
             run_at=options.get("run_at"),
             delay=options.get("delay"),
+            order_key=options.get("order_key"),
             trace_context=options.get("trace_context"),
         )
 
@@ -701,12 +740,19 @@ class App:
         interval: _Duration | None = None,
         backoff: RetryPolicy | str | None = None,
         without_leaving: bool = False,
+        lifecycle_component: str | None = None,
+        lifecycle_identity: str | None = None,
     ) -> Governor:
         """A :class:`Governor` campaigning for slots of governor ``name`` (choria's, on the wire).
 
         ``async with governor.slot("holder", max_wait=60):`` holds a slot for the block.
         ``subject`` defaults to ``$GOVERNOR.campaign.<name>`` (choria's CLI and agents use
         ``GovernorManager.collective_subject(collective, name)``).
+
+        With ``lifecycle_component`` it publishes choria's lifecycle events on
+        ``choria.lifecycle.event.governor.<component>``: ``enter`` when it gets a slot, ``exit``
+        when the slot is released, ``timeouts`` when ``start`` gives up; their identity is
+        ``lifecycle_identity``, by default each holder's name. Publishing never fails a campaign.
         """
         return Governor(
             await self.client(),
@@ -715,6 +761,8 @@ class App:
             interval=interval,
             backoff=backoff,
             without_leaving=without_leaving,
+            lifecycle_component=lifecycle_component,
+            lifecycle_identity=lifecycle_identity,
         )
 
     async def governor_manager(
@@ -725,16 +773,39 @@ class App:
         max_age: _Duration | None = None,
         replicas: int = 1,
         subject: str | None = None,
+        per_key: bool = False,
+        lifecycle_component: str | None = None,
     ) -> GovernorManager:
         """Governor ``name``, created (or updated) with ``limit`` and the settings given.
 
-        Without ``limit`` it is only loaded: ``GovernorNotFound`` if it does not exist.
+        Without ``limit`` it is only loaded: ``GovernorNotFound`` if it does not exist. With
+        ``per_key=True`` it is a per-key governor (a jetjobs extension): at most ``limit`` holders
+        *per key*, for routes with ``governor_key`` (an existing one is used as it is; it has no
+        ``subject``). With ``lifecycle_component``, :meth:`GovernorManager.evict` publishes
+        choria's ``eviction`` lifecycle event on ``choria.lifecycle.event.governor.<component>``.
         """
         client = await self.client()
         if limit is None:
-            return await GovernorManager.load(client, name)
+            return await GovernorManager.load(client, name, lifecycle_component=lifecycle_component)
+        if per_key:
+            if subject is not None:
+                raise TypeError("a per-key governor's subjects are its own: no subject=")
+            return await GovernorManager.create_per_key(
+                client,
+                name,
+                limit,
+                max_age=max_age,
+                replicas=replicas,
+                lifecycle_component=lifecycle_component,
+            )
         return await GovernorManager.create(
-            client, name, limit, max_age=max_age, replicas=replicas, subject=subject
+            client,
+            name,
+            limit,
+            max_age=max_age,
+            replicas=replicas,
+            subject=subject,
+            lifecycle_component=lifecycle_component,
         )
 
     async def governors(self, collective: str) -> list[str]:
@@ -910,10 +981,14 @@ class App:
             self._queues.mux(name).request_reply(task_type, client)
             self._request_replies.pop(0)
         while self._governed:  # likewise: a governor by name campaigns on the connection
-            name, task_type, governor = self._governed[0]
-            if isinstance(governor, str):
-                governor = Governor(client, governor)
-            self._queues.mux(name).governed(task_type, governor)
+            name, task_type, governor, key = self._governed[0]
+            mux = self._queues.mux(name)
+            if key is not None and isinstance(governor, str):
+                mux.governed_per_key_field(task_type, client, governor, key)
+            else:
+                if isinstance(governor, str):
+                    governor = Governor(client, governor)
+                mux.governed(task_type, governor)
             self._governed.pop(0)
         responders = [
             Responder(client, task_type, route, is_async=True, **options)

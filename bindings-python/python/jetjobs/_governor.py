@@ -19,8 +19,10 @@ _Duration = Union[timedelta, float]
 class Governor(_native.Governor):
     """Campaigns for slots of one governor: at most its limit of holders at once, network-wide.
 
-    ``Governor(client, name, subject=..., interval=..., backoff=..., without_leaving=...)`` is
-    wire-compatible with choria's governor (go-choria ``providers/governor/streams``)::
+    ``Governor(client, name, subject=..., interval=..., backoff=..., without_leaving=...,
+    lifecycle_component=..., lifecycle_identity=...)`` is wire-compatible with choria's governor
+    (go-choria ``providers/governor/streams``), and with ``lifecycle_component`` publishes its
+    lifecycle events (``enter``, ``exit``, ``timeouts``) as choria does::
 
         async with governor.slot("host-1", max_wait=60) as lease:
             ...  # at most `limit` of these blocks run at once, across every process

@@ -197,6 +197,7 @@ class Task:
         unique_for: timedelta | float | None = None,
         run_at: _Time | None = None,
         delay: _Duration | None = None,
+        order_key: str | None = None,
         trace_context: TraceContext | None = None,
     ) -> Self: ...
     @property
@@ -208,6 +209,10 @@ class Task:
     def with_trace_context(self, context: TraceContext) -> Task: ...
     @property
     def unique_key(self) -> str | None: ...
+    @property
+    def order_key(self) -> str | None: ...
+    @property
+    def waiting_for(self) -> str | None: ...
     @property
     def id(self) -> str: ...
     @property
@@ -307,6 +312,8 @@ class Queue:
         max_tries: int | None = None,
         max_run_time: _Duration | None = None,
         max_concurrent: int | None = None,
+        ordered: bool = False,
+        order_key_concurrency: int | None = None,
         bind: bool = False,
     ) -> Self: ...
     @staticmethod
@@ -325,6 +332,8 @@ class Queue:
     def max_run_time(self) -> timedelta: ...
     @property
     def max_concurrent(self) -> int: ...
+    @property
+    def order_key_concurrency(self) -> int: ...
     @property
     def bind(self) -> bool: ...
     @property
@@ -386,6 +395,9 @@ class Mux:
     def request_reply(self, task_type: str, client: Client) -> None: ...
     def external_process(self, task_type: str, command: _Path) -> None: ...
     def governed(self, task_type: str, governor: Governor) -> None: ...
+    def governed_per_key_field(
+        self, task_type: str, client: Client, name: str, pointer: str
+    ) -> None: ...
     def route_for(self, task_type: str) -> str | None: ...
 
 @final
@@ -783,6 +795,8 @@ class Governor:
         interval: _Duration | None = None,
         backoff: RetryPolicy | str | None = None,
         without_leaving: bool = False,
+        lifecycle_component: str | None = None,
+        lifecycle_identity: str | None = None,
     ) -> Self: ...
     @property
     def name(self) -> str: ...
@@ -808,9 +822,22 @@ class GovernorManager:
         max_age: _Duration | None = None,
         replicas: int = 1,
         subject: str | None = None,
+        lifecycle_component: str | None = None,
     ) -> Awaitable[GovernorManager]: ...
     @staticmethod
-    def load(client: Client, name: str) -> Awaitable[GovernorManager]: ...
+    def create_per_key(
+        client: Client,
+        name: str,
+        per_key: int,
+        *,
+        max_age: _Duration | None = None,
+        replicas: int = 1,
+        lifecycle_component: str | None = None,
+    ) -> Awaitable[GovernorManager]: ...
+    @staticmethod
+    def load(
+        client: Client, name: str, *, lifecycle_component: str | None = None
+    ) -> Awaitable[GovernorManager]: ...
     @staticmethod
     def list(client: Client, collective: str) -> Awaitable[builtins.list[str]]: ...
     @staticmethod

@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
+use crate::coord::lifecycle::{GovernorEventType, LifecyclePublisher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::RetryPolicy;
 
@@ -46,6 +47,11 @@ fn default_subject(name: &str) -> String {
 /// The campaign subject of `key` in per-key governor `name` (a jetjobs extension).
 fn per_key_subject(name: &str, key: &str) -> String {
     format!("$GOVERNOR.keyed.{name}.{key}")
+}
+
+/// Whether `key` can be a per-key governor's key: one subject token.
+fn is_key(key: &str) -> bool {
+    !key.is_empty() && !key.contains(['.', '*', '>', ' ', '\t', '\n', '\r'])
 }
 
 /// The subject choria uses for governor `name` of `collective`.
@@ -86,6 +92,8 @@ pub struct GovernorManager {
     client: Client,
     name: String,
     config: stream::Config,
+    /// Where [`GovernorManager::evict`] reports evictions, if anywhere.
+    lifecycle: Option<LifecyclePublisher>,
 }
 
 impl GovernorManager {
@@ -141,6 +149,7 @@ impl GovernorManager {
             client: client.clone(),
             name: name.to_string(),
             config: current.clone(),
+            lifecycle: None,
         };
         if current.max_messages != wanted.max_messages
             || current.max_age != wanted.max_age
@@ -196,6 +205,7 @@ impl GovernorManager {
             client: client.clone(),
             name: name.to_string(),
             config: stream.cached_info().config.clone(),
+            lifecycle: None,
         })
     }
 
@@ -208,7 +218,19 @@ impl GovernorManager {
             client: client.clone(),
             name: name.to_string(),
             config,
+            lifecycle: None,
         })
+    }
+
+    /// Publishes choria's `eviction` lifecycle event (see [`GovernorEvent`](crate::GovernorEvent))
+    /// on `choria.lifecycle.event.governor.<component>` for each [`evict`](Self::evict), as
+    /// `choria governor evict` does (component `CLI`), with the evicted holder's name as
+    /// identity. `InvalidOption` if `component` cannot end a subject. A failed publish is logged,
+    /// the eviction stands.
+    pub fn lifecycle(mut self, component: impl Into<String>) -> Result<Self> {
+        let nats = self.client.storage().nats.clone();
+        self.lifecycle = Some(LifecyclePublisher::new(nats, component.into())?);
+        Ok(self)
     }
 
     /// The governor's name.
@@ -359,7 +381,15 @@ impl GovernorManager {
             .await
             .map_err(|e| Error::storage("evicting a lease", e))?;
         match reply.error {
-            None => Ok(String::from_utf8_lossy(&message.payload).to_string()),
+            None => {
+                let holder = String::from_utf8_lossy(&message.payload).to_string();
+                if let Some(events) = &self.lifecycle {
+                    events
+                        .publish(GovernorEventType::Eviction, &self.name, seq, &holder)
+                        .await;
+                }
+                Ok(holder)
+            }
             Some(e) if NO_MESSAGE.contains(&e.err_code) => Err(lease_not_found(&self.name, seq)),
             Some(e) => Err(Error::new(
                 ErrorKind::Storage,
@@ -469,6 +499,9 @@ pub struct Governor {
     interval: Duration,
     backoff: Option<RetryPolicy>,
     leave: bool,
+    lifecycle: Option<LifecyclePublisher>,
+    /// The identity of lifecycle events; `None`: each holder's name.
+    lifecycle_identity: Option<String>,
 }
 
 impl Governor {
@@ -483,6 +516,8 @@ impl Governor {
             interval: GOVERNOR_INTERVAL,
             backoff: None,
             leave: true,
+            lifecycle: None,
+            lifecycle_identity: None,
         })
     }
 
@@ -490,7 +525,7 @@ impl Governor {
     /// [`GovernorManager::create_per_key`]); `key` is one subject token (no `.`, `*`, `>`,
     /// spaces).
     pub fn per_key(client: &Client, name: &str, key: &str) -> Result<Self> {
-        if key.is_empty() || key.contains(['.', '*', '>', ' ', '\t', '\n', '\r']) {
+        if !is_key(key) {
             return Err(Error::new(
                 ErrorKind::InvalidOption,
                 format!("{key:?} is not a governor key (it becomes a subject token)"),
@@ -523,6 +558,49 @@ impl Governor {
     pub fn without_leaving(mut self) -> Self {
         self.leave = false;
         self
+    }
+
+    /// Publishes choria's lifecycle events (see [`GovernorEvent`](crate::GovernorEvent)) on
+    /// `choria.lifecycle.event.governor.<component>`, as choria's CLI (component `CLI`) and
+    /// autonomous agents (the machine's name) do: `enter` when a lease is obtained ([`start`],
+    /// [`try_start`], a governed route's admission), `exit` when it is released ([`Lease::release`]
+    /// or dropped; also for a lease kept until max age by [`without_leaving`], as choria), and
+    /// `timeouts` when [`start`] gives up (its wait passed, it was cancelled or it failed). The
+    /// events' identity is the holder's name unless [`lifecycle_identity`] sets one.
+    /// `InvalidOption` if `component` cannot end a subject. Publishing is best effort: a failure
+    /// is logged and never fails the campaign or the release.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(client: jetjobs::Client) -> jetjobs::Result<()> {
+    /// let governor = jetjobs::Governor::new(&client, "PUPPET")?
+    ///     .lifecycle("CLI")?
+    ///     .lifecycle_identity("host-1.example.net");
+    /// let cancel = jetjobs::CancellationToken::new();
+    /// let lease = governor.start("puppet run", None, &cancel).await?; // `enter`
+    /// lease.release().await?; // `exit`
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`start`]: Self::start
+    /// [`try_start`]: Self::try_start
+    /// [`without_leaving`]: Self::without_leaving
+    /// [`lifecycle_identity`]: Self::lifecycle_identity
+    pub fn lifecycle(mut self, component: impl Into<String>) -> Result<Self> {
+        let nats = self.nats.clone();
+        self.lifecycle = Some(LifecyclePublisher::new(nats, component.into())?);
+        Ok(self)
+    }
+
+    /// The identity of this governor's lifecycle events (choria uses the host's identity), in
+    /// place of each holder's name; only used with [`lifecycle`](Self::lifecycle).
+    pub fn lifecycle_identity(mut self, identity: impl Into<String>) -> Self {
+        self.lifecycle_identity = Some(identity.into());
+        self
+    }
+
+    fn event_identity<'a>(&'a self, holder: &'a str) -> &'a str {
+        self.lifecycle_identity.as_deref().unwrap_or(holder)
     }
 
     /// One try: a lease, or `None` while the governor is full. Any other error is final.
@@ -562,15 +640,26 @@ impl Governor {
                 ErrorKind::Storage,
                 format!("campaigning on governor {}: {}", self.name, e.description),
             )),
-            None => Ok(Some(Lease {
-                inner: Arc::new(LeaseInner {
-                    client: self.client.clone(),
-                    stream: governor_stream(&self.name),
-                    seq: ack.seq,
-                    leave: self.leave,
-                    released: AtomicBool::new(false),
-                }),
-            })),
+            None => {
+                let events = self.lifecycle.clone().map(|publisher| LeaseEvents {
+                    publisher,
+                    governor: self.name.clone(),
+                    identity: self.event_identity(holder).to_string(),
+                });
+                if let Some(events) = &events {
+                    events.publish(GovernorEventType::Enter, ack.seq).await;
+                }
+                Ok(Some(Lease {
+                    inner: Arc::new(LeaseInner {
+                        client: self.client.clone(),
+                        stream: governor_stream(&self.name),
+                        seq: ack.seq,
+                        leave: self.leave,
+                        released: AtomicBool::new(false),
+                        events,
+                    }),
+                }))
+            }
         }
     }
 
@@ -601,11 +690,18 @@ impl Governor {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = campaign => result,
             _ = waited => Err(Error::new(ErrorKind::Timeout, format!("no slot on governor {} in time", self.name))),
             _ = cancel.cancelled() => Err(Error::new(ErrorKind::Timeout, format!("campaign on governor {} cancelled", self.name))),
+        };
+        if let (Err(_), Some(events)) = (&result, &self.lifecycle) {
+            let identity = self.event_identity(holder);
+            events
+                .publish(GovernorEventType::Timeout, &self.name, 0, identity)
+                .await;
         }
+        result
     }
 }
 
@@ -621,6 +717,23 @@ struct LeaseInner {
     seq: u64,
     leave: bool,
     released: AtomicBool,
+    events: Option<LeaseEvents>,
+}
+
+/// Where a lease reports its `exit`.
+#[derive(Clone)]
+struct LeaseEvents {
+    publisher: LifecyclePublisher,
+    governor: String,
+    identity: String,
+}
+
+impl LeaseEvents {
+    async fn publish(&self, event_type: GovernorEventType, seq: u64) {
+        self.publisher
+            .publish(event_type, &self.governor, seq, &self.identity)
+            .await;
+    }
 }
 
 impl Lease {
@@ -637,8 +750,25 @@ impl Lease {
 }
 
 impl LeaseInner {
+    /// The first call gives the slot back and reports `exit` (whatever the outcome, as choria);
+    /// later calls do nothing.
     async fn release(&self) -> Result<()> {
-        if self.released.swap(true, Ordering::AcqRel) || !self.leave || self.seq == 0 {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.give_back().await
+    }
+
+    async fn give_back(&self) -> Result<()> {
+        let result = self.delete().await;
+        if let Some(events) = &self.events {
+            events.publish(GovernorEventType::Exit, self.seq).await;
+        }
+        result
+    }
+
+    async fn delete(&self) -> Result<()> {
+        if !self.leave || self.seq == 0 {
             return Ok(());
         }
         let reply: ApiReply = self
@@ -667,21 +797,24 @@ impl LeaseInner {
 
 impl Drop for LeaseInner {
     fn drop(&mut self) {
-        if self.released.load(Ordering::Acquire) || !self.leave {
+        if self.released.load(Ordering::Acquire) || (!self.leave && self.events.is_none()) {
             return;
         }
         // A lease dropped without release() is given back in the background.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // Marked released: if the runtime drops the task unrun (shutting down), this copy's
+            // own drop does not spawn again.
             let inner = LeaseInner {
                 client: self.client.clone(),
                 stream: self.stream.clone(),
                 seq: self.seq,
                 leave: self.leave,
-                released: AtomicBool::new(false),
+                released: AtomicBool::new(true),
+                events: self.events.clone(),
             };
             self.released.store(true, Ordering::Release);
             runtime.spawn(async move {
-                if let Err(e) = inner.release().await {
+                if let Err(e) = inner.give_back().await {
                     tracing::debug!(error = %e, "releasing a dropped governor lease failed");
                 }
             });
@@ -721,5 +854,113 @@ impl crate::Admission for PerKeyAdmission {
             let governor = Governor::per_key(&self.client, &self.name, &(self.key)(task))?;
             governor.admit(task).await
         })
+    }
+}
+
+/// A route governed per key, the key read from the task's JSON payload at a JSON pointer
+/// ([`Mux::governed_per_key_field`](crate::Mux::governed_per_key_field)).
+pub(crate) struct KeyField {
+    client: Client,
+    name: String,
+    pointer: String,
+}
+
+impl KeyField {
+    /// Checks the governor name and the pointer (RFC 6901: `""` or starting with `/`).
+    pub(crate) fn new(client: &Client, name: &str, pointer: &str) -> Result<Self> {
+        validate_name(name)?;
+        if !(pointer.is_empty() || pointer.starts_with('/')) {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                format!(
+                    "{pointer:?} is not a JSON pointer (RFC 6901: \"\" for the whole payload, or \
+                     starting with '/', e.g. \"/tenant\")"
+                ),
+            ));
+        }
+        Ok(Self {
+            client: client.clone(),
+            name: name.to_string(),
+            pointer: pointer.to_string(),
+        })
+    }
+
+    /// The task's key: a string as it is, a number as its JSON text; else why there is none.
+    pub(crate) fn key(&self, task: &crate::Task) -> std::result::Result<String, String> {
+        let (name, pointer) = (&self.name, &self.pointer);
+        let payload: serde_json::Value = task.payload_json().map_err(|_| {
+            format!("governor {name}: the payload is not JSON, so it has no key at {pointer:?}")
+        })?;
+        let key = match payload.pointer(pointer) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(_) => {
+                return Err(format!(
+                    "governor {name}: the key at {pointer:?} in the payload is not a string or a number"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "governor {name}: the payload has no key at {pointer:?}"
+                ));
+            }
+        };
+        if !is_key(&key) {
+            return Err(format!(
+                "governor {name}: the key {key:?} at {pointer:?} is not a subject token (non-empty, \
+                 no '.', '*', '>' or whitespace)"
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The innermost wrapper of the route's handler: a task without a usable key is terminated
+    /// (with the reason as its error) instead of run.
+    pub(crate) fn guard(self: &Arc<Self>) -> crate::Middleware {
+        let field = self.clone();
+        Arc::new(move |next: Arc<dyn crate::Handler>| {
+            Arc::new(KeyChecked {
+                field: field.clone(),
+                next,
+            }) as Arc<dyn crate::Handler>
+        })
+    }
+}
+
+/// A task without a usable key is let through without a slot, for [`KeyChecked`] to terminate:
+/// asking again could never succeed.
+impl crate::Admission for KeyField {
+    fn admit<'a>(
+        &'a self,
+        task: &'a crate::Task,
+    ) -> futures::future::BoxFuture<'a, Result<crate::Admit>> {
+        Box::pin(async move {
+            match self.key(task) {
+                Ok(key) => {
+                    Governor::per_key(&self.client, &self.name, &key)?
+                        .admit(task)
+                        .await
+                }
+                Err(_) => Ok(crate::Admit::Granted(crate::Permit::unit())),
+            }
+        })
+    }
+}
+
+struct KeyChecked {
+    field: Arc<KeyField>,
+    next: Arc<dyn crate::Handler>,
+}
+
+impl crate::Handler for KeyChecked {
+    fn call(
+        &self,
+        ctx: crate::TaskContext,
+        task: crate::Task,
+    ) -> futures::future::BoxFuture<'static, crate::HandlerResult> {
+        match self.field.key(&task) {
+            Ok(_) => self.next.call(ctx, task),
+            Err(reason) => Box::pin(async move { Err(crate::HandlerError::terminate(reason)) }),
+        }
     }
 }

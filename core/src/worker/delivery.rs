@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! One delivered work item and its acknowledgements, with asyncjobs' exact bodies.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +23,8 @@ pub(crate) struct Delivery {
     pub(crate) stream_sequence: u64,
     /// The trace context the producer sent, if any.
     pub(crate) trace_context: Option<TraceContext>,
+    /// Set once the item was acknowledged or terminated here.
+    pub(crate) settled: AtomicBool,
 }
 
 impl Delivery {
@@ -35,6 +38,7 @@ impl Delivery {
             subject: message.subject.clone(),
             stream_sequence: info.map_or(0, |i| i.stream_sequence),
             trace_context: TraceContext::from_headers(message.headers.as_ref()),
+            settled: AtomicBool::new(false),
         }
     }
 
@@ -48,11 +52,16 @@ impl Delivery {
     }
 
     pub(crate) async fn ack(&self) {
-        self.reply(Bytes::from_static(ack::ACK)).await
+        self.settle(Bytes::from_static(ack::ACK)).await
     }
 
     pub(crate) async fn term(&self) {
-        self.reply(Bytes::from_static(ack::TERM)).await
+        self.settle(Bytes::from_static(ack::TERM)).await
+    }
+
+    async fn settle(&self, body: Bytes) {
+        self.settled.store(true, Ordering::Release);
+        self.reply(body).await
     }
 
     pub(crate) async fn nak(&self, delay: Duration) {

@@ -120,6 +120,12 @@ impl Worker {
             .clone()
             .listen(self.client.storage().nats.clone(), listening)
             .await?;
+        let pull_loops = self.queues.len()
+            + self
+                .queues
+                .iter()
+                .filter(|(q, _)| q.ordered().is_some())
+                .count();
         let mut loops = JoinSet::new();
         if let Some(name) = &options.task_scheduler {
             let scheduler = crate::TaskScheduler::new(&self.client, name)?;
@@ -135,9 +141,12 @@ impl Worker {
                     None => Budget::Shared(budget.clone()),
                 },
                 queue: (local < options.concurrency).then(|| Arc::new(Semaphore::new(local))),
-                // One more than it can run, so that a queue's next item is already waiting when a
-                // slot frees while its pull for the one after is on its way.
-                prefetch: arbiter.as_ref().map(|_| Arc::new(Semaphore::new(size + 1))),
+                // With a priority, or with several loops sharing the budget, a pull holds no
+                // handler slots: an idle loop's long poll would keep them from the busy ones.
+                // Each loop pulls one more than it can run, so that its next item is already
+                // waiting when a slot frees while its pull for the one after is on its way.
+                prefetch: (arbiter.is_some() || pull_loops > 1)
+                    .then(|| Arc::new(Semaphore::new(size + 1))),
                 size,
             };
             loops.spawn(
@@ -164,6 +173,11 @@ impl Worker {
                 };
                 let keyed = pull::QueueConsumer {
                     consumer: items.consumer.clone(),
+                    // Its own pull credits: the other loop's long poll must not hold them.
+                    slots: Slots {
+                        prefetch: Some(Arc::new(Semaphore::new(consumer.slots.size + 1))),
+                        ..consumer.slots.clone()
+                    },
                     order: Some(Arc::new(ordered::OrderGate::new(items.clone(), holds))),
                     ..consumer.clone()
                 };

@@ -3,8 +3,8 @@
 //!
 //! Before a keyed item runs, the gate asks the stream for its key's first items: only the head
 //! (or, with a per-key concurrency of `n`, one of the first `n`) may run. An item behind an
-//! unfinished one waits without using a try: here, holding no handler slot, when what it waits
-//! for runs in this process, otherwise handed back to the server for a short while. A failed
+//! unfinished one waits without using a try: here, when what it waits for runs in this process (keeping its handler slot, so that a worker holds at most its
+//! concurrency in items), otherwise handed back to the server for a short while. A failed
 //! task stays its key's head until it succeeds or ends for good, so it holds back the rest of
 //! its key from wherever they are delivered, also after a crash. With a per-key concurrency above
 //! 1, a failed task is also recorded in the queue's order bucket, since later tasks may already
@@ -15,7 +15,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
@@ -30,6 +32,8 @@ const LOCAL_RECHECK: Duration = Duration::from_secs(2);
 const FIRST_WAIT: Duration = Duration::from_millis(25);
 /// The longest hand-back delay.
 const LONGEST_WAIT: Duration = Duration::from_secs(1);
+/// How many keys' lanes a gate keeps before it drops those with nothing running or waiting.
+const MAX_IDLE_LANES: usize = 4096;
 /// How long after a failed check the item is delivered again.
 const CHECK_FAILED_WAIT: Duration = Duration::from_secs(1);
 
@@ -45,7 +49,10 @@ pub(crate) struct OrderGate {
 #[derive(Default)]
 struct Lane {
     running: BTreeSet<u64>,
-    waiting: BTreeMap<u64, oneshot::Sender<()>>,
+    /// Items lined up here, each woken when the one before it here finishes.
+    waiting: BTreeMap<u64, Arc<Notify>>,
+    /// Items settled here that the stream may not have removed yet.
+    settled: BTreeSet<u64>,
 }
 
 /// Where an item stands in its key.
@@ -68,9 +75,21 @@ impl OrderGate {
     }
 
     async fn turn(&self, subject: &str, sequence: u64) -> Result<Turn> {
-        let Some(head) = self.items.first_from(subject, 1).await? else {
-            // Gone, or not yet on the replica that answered: look again later.
-            return Ok(Turn::Behind(None));
+        let mut from = 1;
+        let head = loop {
+            let Some(head) = self.items.first_from(subject, from).await? else {
+                // Gone, or not yet on the replica that answered: look again later.
+                return Ok(Turn::Behind(None));
+            };
+            if from == 1 {
+                self.forget_settled_before(subject, head.sequence);
+            }
+            // An item acknowledged here a moment ago may still be stored: it is done all the same.
+            if head.sequence < sequence && self.settled_here(subject, head.sequence) {
+                from = head.sequence + 1;
+                continue;
+            }
+            break head;
         };
         if head.sequence > sequence {
             return Ok(Turn::Settled);
@@ -109,7 +128,7 @@ impl OrderGate {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        if failed == sequence || failed > sequence {
+        if failed >= sequence {
             return Ok(None);
         }
         if failed >= head
@@ -142,14 +161,54 @@ impl OrderGate {
         }
     }
 
+    /// Whether this process settled item `sequence` of the key.
+    fn settled_here(&self, subject: &str, sequence: u64) -> bool {
+        let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        lanes
+            .get(subject)
+            .is_some_and(|lane| lane.settled.contains(&sequence))
+    }
+
+    /// Forgets settled items before the key's first stored one: the stream removed them.
+    fn forget_settled_before(&self, subject: &str, first_stored: u64) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lane) = lanes.get_mut(subject) {
+            lane.settled = lane.settled.split_off(&first_stored);
+        }
+    }
+
+    /// Records that this process settled item `sequence` of the key.
+    fn note_settled(&self, subject: &str, sequence: u64) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lane) = lanes.get_mut(subject) {
+            lane.settled.insert(sequence);
+        }
+        // Settled items are only forgotten when a later item of their key looks; keys that went
+        // quiet are dropped in bulk.
+        if lanes.len() > MAX_IDLE_LANES {
+            lanes.retain(|_, lane| !lane.running.is_empty() || !lane.waiting.is_empty());
+        }
+    }
+
+    /// Lines a pulled item up behind its key's local items, before anything of a later item is
+    /// looked at, so that items pulled together wait for each other here.
+    pub(crate) fn line_up_message(&self, message: &async_nats::jetstream::Message) -> Arc<Notify> {
+        let sequence = message.info().map_or(0, |i| i.stream_sequence);
+        self.line_up(&message.subject, sequence)
+    }
+
+    /// Drops a pulled item handed back before it was looked at.
+    pub(crate) fn forget(&self, message: &async_nats::jetstream::Message) {
+        let sequence = message.info().map_or(0, |i| i.stream_sequence);
+        self.step_out(&message.subject, sequence, false);
+    }
+
     /// Lines the item up behind its key's local items; the receiver fires when the one before it
     /// here finishes.
-    fn line_up(&self, subject: &str, sequence: u64) -> oneshot::Receiver<()> {
-        let (woken, wait) = oneshot::channel();
+    fn line_up(&self, subject: &str, sequence: u64) -> Arc<Notify> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
         let lane = lanes.entry(subject.to_string()).or_default();
-        lane.waiting.insert(sequence, woken);
-        wait
+        lane.waiting.entry(sequence).or_default().clone()
     }
 
     /// Whether something of the key before `sequence` is running or waiting in this process.
@@ -167,16 +226,20 @@ impl OrderGate {
             return;
         };
         lane.waiting.remove(&sequence);
+        let mut woke = false;
         if running {
             lane.running.insert(sequence);
         } else {
             lane.running.remove(&sequence);
-            // The next one looks again: what it waited for here may be gone.
-            if let Some((_, next)) = lane.waiting.pop_first() {
-                let _ = next.send(());
+            // The next one looks again: what it waited for here may be gone. It stays lined up,
+            // so that the ones after it keep waiting here meanwhile.
+            if let Some((_, next)) = lane.waiting.first_key_value() {
+                next.notify_one();
+                woke = true;
             }
         }
-        if lane.running.is_empty() && lane.waiting.is_empty() {
+        // A woken item lines up again and may need to know what was settled here.
+        if !woke && lane.running.is_empty() && lane.waiting.is_empty() && lane.settled.is_empty() {
             lanes.remove(subject);
         }
     }
@@ -189,8 +252,8 @@ fn hold_key(subject: &str) -> &str {
 
 /// How long an item waiting for a task elsewhere is handed back on its `delivered`th delivery.
 fn wait_elsewhere(delivered: i64) -> Duration {
-    let doublings = u32::try_from(delivered.saturating_sub(1))
-        .unwrap_or(0)
+    let doublings = u32::try_from(delivered.saturating_sub(1).max(0))
+        .unwrap_or(8)
         .min(8);
     (FIRST_WAIT * 2u32.pow(doublings)).min(LONGEST_WAIT)
 }
@@ -214,17 +277,21 @@ impl QueueConsumer {
         &self,
         gate: &OrderGate,
         message: async_nats::jetstream::Message,
+        lined_up: Arc<Notify>,
         slot: Slot,
         shutdown: &CancellationToken,
         hard_stop: CancellationToken,
     ) {
-        let delivery = Delivery::new(&self.storage.nats, &message);
+        let mut delivery = Delivery::new(&self.storage.nats, &message);
         let subject = message.subject.to_string();
         let sequence = delivery.stream_sequence;
-        let mut slot = Some(slot);
         let mut noted = false;
+        let mut lined_up = Some(lined_up);
         loop {
-            let woken = gate.line_up(&subject, sequence);
+            let woken = match lined_up.take() {
+                Some(woken) => woken,
+                None => gate.line_up(&subject, sequence),
+            };
             let turn = gate.turn(&subject, sequence).await;
             let head = match turn {
                 Ok(Turn::Run) => break,
@@ -247,8 +314,6 @@ impl QueueConsumer {
                 gate.step_out(&subject, sequence, false);
                 return delivery.nak(wait_elsewhere(delivery.delivered)).await;
             }
-            // Waiting on this process's own work: no handler slot is held meanwhile.
-            slot = None;
             if !self.wait_locally(woken, &delivery, shutdown).await {
                 gate.step_out(&subject, sequence, false);
                 return delivery.nak(Duration::ZERO).await;
@@ -260,31 +325,23 @@ impl QueueConsumer {
             subject: &subject,
             sequence,
         };
-        let slot = match slot {
-            Some(slot) => slot,
-            None => {
-                let acquired = tokio::select! {
-                    slot = self.slots.acquire() => slot,
-                    _ = hard_stop.cancelled() => None,
-                };
-                match acquired {
-                    Some(slot) => slot,
-                    None => return delivery.nak(Duration::ZERO).await,
-                }
-            }
-        };
-        self.process(message, slot, hard_stop).await;
+        self.process_delivery(&message, &mut delivery, slot, hard_stop)
+            .await;
+        if delivery.settled.load(std::sync::atomic::Ordering::Acquire) {
+            gate.note_settled(&subject, sequence);
+        }
     }
 
     /// Waits to be woken (or for a periodic look), keeping the item; false if the worker stops.
     async fn wait_locally(
         &self,
-        woken: oneshot::Receiver<()>,
+        woken: Arc<Notify>,
         delivery: &Delivery,
         shutdown: &CancellationToken,
     ) -> bool {
         let keep_alive = (self.queue.max_run_time / 2).max(Duration::from_millis(500));
         let recheck = tokio::time::sleep(LOCAL_RECHECK);
+        let woken = woken.notified();
         tokio::pin!(woken, recheck);
         loop {
             tokio::select! {

@@ -40,6 +40,19 @@ impl QueueConsumer {
         hard_stop: CancellationToken,
     ) {
         let mut delivery = Delivery::new(&self.storage.nats, &message);
+        self.process_delivery(&message, &mut delivery, slot, hard_stop)
+            .await
+    }
+
+    /// [`QueueConsumer::process`] with the delivery made by the caller, which can then tell
+    /// whether the item was settled.
+    pub(crate) async fn process_delivery(
+        &self,
+        message: &async_nats::jetstream::Message,
+        delivery: &mut Delivery,
+        slot: Slot,
+        hard_stop: CancellationToken,
+    ) {
         let Some(item) = ProcessItem::parse(&message.payload) else {
             tracing::warn!(subject = %message.subject, "terminating corrupt work item");
             metrics::inc(&metrics::CORRUPT_ITEMS, &[&self.queue.name]);
@@ -84,7 +97,7 @@ impl QueueConsumer {
                     metrics::inc(&metrics::DEPENDENCIES_FAILED, &[]);
                     let last_err = format!("task dependencies failed: {reason}");
                     return self
-                        .finish(&mut task, TaskState::Unreachable, last_err, &delivery)
+                        .finish(&mut task, TaskState::Unreachable, last_err, delivery)
                         .await;
                 }
             };
@@ -94,7 +107,7 @@ impl QueueConsumer {
             Decision::Terminate(error) => {
                 tracing::warn!(task = %task.id, %error, "terminating task that failed verification");
                 return self
-                    .finish(&mut task, TaskState::Terminated, error, &delivery)
+                    .finish(&mut task, TaskState::Terminated, error, delivery)
                     .await;
             }
             Decision::Settle => return delivery.ack().await,
@@ -107,11 +120,11 @@ impl QueueConsumer {
                     &metrics::PAST_MAX_TRIES
                 };
                 metrics::inc(counter, &[&self.queue.name]);
-                return self.expire(&mut task, &delivery).await;
+                return self.expire(&mut task, delivery).await;
             }
             Decision::CheckDependencies => return delivery.nak(BLOCKED_NAK_DELAY).await,
         }
-        let Some((permit, _slot)) = self.admit(&mut task, slot, &delivery, &hard_stop).await else {
+        let Some((permit, _slot)) = self.admit(&mut task, slot, delivery, &hard_stop).await else {
             return;
         };
         task.state = TaskState::Active;
@@ -150,7 +163,7 @@ impl QueueConsumer {
         task.tries += 1;
         metrics::add(&metrics::HANDLERS_BUSY, &[], 1.0);
         let started = std::time::Instant::now();
-        let outcome = self.run_handler(&task, &delivery, &hard_stop).await;
+        let outcome = self.run_handler(&task, delivery, &hard_stop).await;
         metrics::add(&metrics::HANDLERS_BUSY, &[], -1.0);
         if let Outcome::Done(result) = &outcome {
             let labels = [self.queue.name.as_str(), task.task_type.as_str()];
@@ -162,7 +175,7 @@ impl QueueConsumer {
             }
         }
         drop(permit);
-        self.record_outcome(task, outcome, &delivery).await;
+        self.record_outcome(task, outcome, delivery).await;
     }
 
     fn verify(&self, task: &Task) -> Result<()> {

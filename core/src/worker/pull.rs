@@ -103,15 +103,21 @@ impl QueueConsumer {
                     next = batch.next() => match next {
                         Some(Ok(message)) => {
                             let Some(credit) = permits.pop() else { break };
+                            let lined_up = this.order.as_ref().map(|gate| gate.line_up_message(&message));
                             let this = this.clone();
                             let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
                             in_flight.spawn(async move {
                                 let Some(slot) = this.redeem(credit, &message, &shutdown).await else {
+                                    if let Some(gate) = &this.order {
+                                        gate.forget(&message);
+                                    }
                                     return;
                                 };
-                                match &this.order {
-                                    Some(gate) => this.process_in_order(gate, message, slot, &shutdown, hard_stop).await,
-                                    None => this.process(message, slot, hard_stop).await,
+                                match (&this.order, lined_up) {
+                                    (Some(gate), Some(lined_up)) => {
+                                        this.process_in_order(gate, message, lined_up, slot, &shutdown, hard_stop).await
+                                    }
+                                    _ => this.process(message, slot, hard_stop).await,
                                 }
                             });
                         }
