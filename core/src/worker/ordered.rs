@@ -169,6 +169,22 @@ impl OrderGate {
             .is_some_and(|lane| lane.settled.contains(&sequence))
     }
 
+    /// The item of the key that waits or runs here right before `sequence` in the stream, with
+    /// nothing stored between them; new items only come after, so that stays true.
+    async fn direct_predecessor(&self, subject: &str, sequence: u64) -> Option<u64> {
+        let before = {
+            let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            let lane = lanes.get(subject)?;
+            let running = lane.running.range(..sequence).next_back().copied();
+            let waiting = lane.waiting.range(..sequence).next_back().map(|(s, _)| *s);
+            running.max(waiting)?
+        };
+        match self.items.first_from(subject, before + 1).await {
+            Ok(Some(next)) if next.sequence == sequence => Some(before),
+            _ => None,
+        }
+    }
+
     /// Forgets settled items before the key's first stored one: the stream removed them.
     fn forget_settled_before(&self, subject: &str, first_stored: u64) {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
@@ -287,11 +303,20 @@ impl QueueConsumer {
         let sequence = delivery.stream_sequence;
         let mut noted = false;
         let mut lined_up = Some(lined_up);
+        // The item of the key right before this one in the stream, when it is in this process.
+        let mut predecessor = None;
+        let mut preloaded = None;
+        let mut looked_long = false;
         loop {
             let woken = match lined_up.take() {
                 Some(woken) => woken,
                 None => gate.line_up(&subject, sequence),
             };
+            // Once the item right before it was settled here, this one is its key's head: no
+            // need to ask the stream again.
+            if predecessor.is_some_and(|p| gate.settled_here(&subject, p)) {
+                break;
+            }
             let turn = gate.turn(&subject, sequence).await;
             let head = match turn {
                 Ok(Turn::Run) => break,
@@ -306,7 +331,19 @@ impl QueueConsumer {
                     return delivery.nak(CHECK_FAILED_WAIT).await;
                 }
             };
-            if !noted && delivery.delivered == 1 {
+            // What it was behind finished here while it looked: look again.
+            if head
+                .as_ref()
+                .is_some_and(|h| gate.settled_here(&subject, h.sequence))
+            {
+                continue;
+            }
+            // A wait of a moment behind work running here is not worth a write; one behind
+            // work elsewhere (a failed task, another worker) is shown on the task, once.
+            if !noted
+                && delivery.delivered == 1
+                && (looked_long || !gate.waits_here(&subject, sequence))
+            {
                 noted = true;
                 self.note_waiting(&message, head.as_ref()).await;
             }
@@ -314,9 +351,21 @@ impl QueueConsumer {
                 gate.step_out(&subject, sequence, false);
                 return delivery.nak(wait_elsewhere(delivery.delivered)).await;
             }
-            if !self.wait_locally(woken, &delivery, shutdown).await {
-                gate.step_out(&subject, sequence, false);
-                return delivery.nak(Duration::ZERO).await;
+            if predecessor.is_none() && gate.items.per_key == 1 {
+                predecessor = gate.direct_predecessor(&subject, sequence).await;
+            }
+            // Its turn comes when this process's own work ends: have the document ready.
+            if preloaded.is_none()
+                && let Some(item) = ProcessItem::parse(&message.payload)
+            {
+                preloaded = self.storage.load_task(&item.job).await.ok();
+            }
+            match self.wait_locally(woken, &delivery, shutdown).await {
+                Some(woken) => looked_long = !woken,
+                None => {
+                    gate.step_out(&subject, sequence, false);
+                    return delivery.nak(Duration::ZERO).await;
+                }
             }
         }
         gate.step_out(&subject, sequence, true);
@@ -325,30 +374,31 @@ impl QueueConsumer {
             subject: &subject,
             sequence,
         };
-        self.process_delivery(&message, &mut delivery, slot, hard_stop)
+        self.process_delivery(&message, &mut delivery, preloaded, slot, hard_stop)
             .await;
         if delivery.settled.load(std::sync::atomic::Ordering::Acquire) {
             gate.note_settled(&subject, sequence);
         }
     }
 
-    /// Waits to be woken (or for a periodic look), keeping the item; false if the worker stops.
+    /// Waits to be woken (true) or for a periodic look (false), keeping the item; `None` if the
+    /// worker stops.
     async fn wait_locally(
         &self,
         woken: Arc<Notify>,
         delivery: &Delivery,
         shutdown: &CancellationToken,
-    ) -> bool {
+    ) -> Option<bool> {
         let keep_alive = (self.queue.max_run_time / 2).max(Duration::from_millis(500));
         let recheck = tokio::time::sleep(LOCAL_RECHECK);
         let woken = woken.notified();
         tokio::pin!(woken, recheck);
         loop {
             tokio::select! {
-                _ = &mut woken => return true,
-                _ = &mut recheck => return true,
+                _ = &mut woken => return Some(true),
+                _ = &mut recheck => return Some(false),
                 _ = tokio::time::sleep(keep_alive) => delivery.in_progress().await,
-                _ = shutdown.cancelled() => return false,
+                _ = shutdown.cancelled() => return None,
             }
         }
     }

@@ -40,16 +40,17 @@ impl QueueConsumer {
         hard_stop: CancellationToken,
     ) {
         let mut delivery = Delivery::new(&self.storage.nats, &message);
-        self.process_delivery(&message, &mut delivery, slot, hard_stop)
+        self.process_delivery(&message, &mut delivery, None, slot, hard_stop)
             .await
     }
 
     /// [`QueueConsumer::process`] with the delivery made by the caller, which can then tell
-    /// whether the item was settled.
+    /// whether the item was settled, and maybe the task document loaded while the item waited.
     pub(crate) async fn process_delivery(
         &self,
         message: &async_nats::jetstream::Message,
         delivery: &mut Delivery,
+        preloaded: Option<Task>,
         slot: Slot,
         hard_stop: CancellationToken,
     ) {
@@ -58,10 +59,13 @@ impl QueueConsumer {
             metrics::inc(&metrics::CORRUPT_ITEMS, &[&self.queue.name]);
             return delivery.term().await;
         };
-        let loaded = through_outage!(
-            OutageRetry::new("loading task", Some(&hard_stop)),
-            self.storage.load_task(&item.job).await
-        );
+        let loaded = match preloaded.filter(|task| task.id == item.job) {
+            Some(task) => Ok(task),
+            None => through_outage!(
+                OutageRetry::new("loading task", Some(&hard_stop)),
+                self.storage.load_task(&item.job).await
+            ),
+        };
         if loaded.is_err() {
             metrics::inc(&metrics::TASK_NOT_FOUND, &[&self.queue.name]);
         }
@@ -149,10 +153,12 @@ impl QueueConsumer {
                 // Someone saved first: another worker, which owns this try and settles the item,
                 // or a cancellation that made the task final, which settles it here.
                 tracing::debug!(task = %task.id, error = %e, "task changed before it started");
-                if let Ok(current) = self.storage.load_task(&task.id).await
-                    && current.state.is_final()
-                {
-                    delivery.ack().await;
+                match self.storage.load_task(&task.id).await {
+                    Ok(current) if current.state.is_final() => delivery.ack().await,
+                    // An ordered item is this worker's alone: its document changed while it
+                    // waited (it was loaded early), so it goes round again.
+                    _ if self.order.is_some() => delivery.nak(Duration::ZERO).await,
+                    _ => {}
                 }
             } else {
                 tracing::warn!(task = %task.id, error = %e, "marking task active failed; retrying later");
