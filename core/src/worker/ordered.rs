@@ -3,20 +3,19 @@
 //!
 //! Before a keyed item runs, the gate asks the stream for its key's first items: only the head
 //! (or, with a per-key concurrency of `n`, one of the first `n`) may run. An item behind an
-//! unfinished one waits without using a try: here, when what it waits for runs in this process (keeping its handler slot, so that a worker holds at most its
-//! concurrency in items), otherwise handed back to the server for a short while. A failed
-//! task stays its key's head until it succeeds or ends for good, so it holds back the rest of
-//! its key from wherever they are delivered, also after a crash. With a per-key concurrency above
-//! 1, a failed task is also recorded in the queue's order bucket, since later tasks may already
-//! be inside the key's window.
+//! unfinished one waits without using a try: here, when what it waits for runs in this process
+//! (keeping its handler slot, so that a worker holds at most its concurrency in items),
+//! otherwise handed back to the server for a short while. A failed task stays its key's head
+//! until it succeeds or ends for good, so it holds back the rest of its key from wherever they
+//! are delivered, also after a crash. With a per-key concurrency above 1, a failed task is also
+//! recorded in the queue's order bucket, since later tasks may already be inside the key's
+//! window.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use std::sync::Arc;
-
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
