@@ -7,15 +7,15 @@
 //! it.
 
 use async_nats::jetstream::ErrorCode;
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, ReplayPolicy, pull};
+use async_nats::jetstream::consumer::{PullConsumer, pull};
 use async_nats::jetstream::context::{GetStreamErrorKind, PublishAckFuture};
-use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy};
+use async_nats::jetstream::stream::{self, DirectGetErrorKind};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::Queue;
 use crate::store::kv::{Kv, KvBucket};
-use crate::store::{Storage, StorageSettings, storage_type};
+use crate::store::queues;
+use crate::store::{Storage, StorageSettings};
 use crate::task::Task;
 use crate::wire::names::{
     ORDER_KEY_CONCURRENCY_METADATA, QUEUE_CONSUMER, order_bucket, ordered_stream, ordered_subject,
@@ -103,18 +103,11 @@ impl Storage {
                 ),
             ));
         }
-        let mut publish =
-            PublishMessage::build().payload(crate::store::queues::item_body(&task.id)?.into());
-        if let Some(context) = &task.trace_context {
-            let mut headers = async_nats::HeaderMap::new();
-            context.add_to(&mut headers);
-            publish = publish.headers(headers);
-        }
-        if dedupe {
-            publish = publish.message_id(&task.id);
-        }
         self.js
-            .send_publish(ordered_subject(&queue.name, order_key), publish)
+            .send_publish(
+                ordered_subject(&queue.name, order_key),
+                queues::item_message(task, dedupe)?,
+            )
             .await
             .map_err(|e| Error::storage("publishing ordered work item", e))
     }
@@ -147,44 +140,32 @@ impl OrderedItems {
     }
 }
 
+/// The queue's own stream settings, on the ordered subjects, any number of items per subject.
 fn ordered_stream_config(q: &Queue, settings: &StorageSettings) -> stream::Config {
-    let q = q.with_defaults();
     stream::Config {
         name: ordered_stream(&q.name),
         subjects: vec![ordered_subjects(&q.name)],
         description: Some("jetjobs ordered work items".into()),
-        retention: RetentionPolicy::WorkQueue,
-        max_age: q.max_age,
-        max_messages: q.max_entries,
-        discard: if q.discard_old {
-            DiscardPolicy::Old
-        } else {
-            DiscardPolicy::New
-        },
-        storage: storage_type(settings.memory),
-        num_replicas: settings.replicas,
+        max_messages_per_subject: -1,
         allow_direct: true,
         metadata: [(
             ORDER_KEY_CONCURRENCY_METADATA.to_string(),
             q.order_key_concurrency.to_string(),
         )]
         .into(),
-        ..Default::default()
+        ..queues::queue_stream_config(q, settings)
     }
 }
 
 /// Like the queue's own consumer, but tries are counted in the task document only: an item
 /// handed back because it waits for its key is delivered again without using up a try.
 fn ordered_consumer_config(q: &Queue) -> pull::Config {
-    let q = q.with_defaults();
+    let queue_consumer = queues::consumer_config(q);
     pull::Config {
-        durable_name: Some(QUEUE_CONSUMER.into()),
-        ack_policy: AckPolicy::Explicit,
-        ack_wait: q.max_run_time,
-        max_ack_pending: q.max_concurrent.saturating_mul(WAITING_ALLOWANCE),
+        max_ack_pending: queue_consumer
+            .max_ack_pending
+            .saturating_mul(WAITING_ALLOWANCE),
         max_deliver: -1,
-        deliver_policy: DeliverPolicy::All,
-        replay_policy: ReplayPolicy::Instant,
-        ..Default::default()
+        ..queue_consumer
     }
 }

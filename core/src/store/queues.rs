@@ -120,17 +120,8 @@ impl Storage {
         if let Some(order_key) = &task.order_key {
             return self.send_ordered_item(queue, task, order_key, dedupe).await;
         }
-        let mut publish = PublishMessage::build().payload(item_body(&task.id)?.into());
-        if let Some(context) = &task.trace_context {
-            let mut headers = async_nats::HeaderMap::new();
-            context.add_to(&mut headers);
-            publish = publish.headers(headers);
-        }
-        if dedupe {
-            publish = publish.message_id(&task.id);
-        }
         self.js
-            .send_publish(queue.item_subject(&task.id), publish)
+            .send_publish(queue.item_subject(&task.id), item_message(task, dedupe)?)
             .await
             .map_err(|e| item_error(queue, e))
     }
@@ -304,6 +295,20 @@ pub(crate) fn item_body(task_id: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// `task`'s work item with its trace context, deduplicated by task id when `dedupe` is set.
+pub(crate) fn item_message(task: &Task, dedupe: bool) -> Result<PublishMessage> {
+    let mut publish = PublishMessage::build().payload(item_body(&task.id)?.into());
+    if let Some(context) = &task.trace_context {
+        let mut headers = async_nats::HeaderMap::new();
+        context.add_to(&mut headers);
+        publish = publish.headers(headers);
+    }
+    if dedupe {
+        publish = publish.message_id(&task.id);
+    }
+    Ok(publish)
+}
+
 /// Waits for the server to store an item sent with [`Storage::send_item`].
 pub(crate) async fn finish_item(queue: &Queue, pending: PublishAckFuture) -> Result<()> {
     let stored = pending.await.map_err(|e| item_error(queue, e));
@@ -334,7 +339,7 @@ fn queue_not_found(name: &str) -> Error {
     Error::new(ErrorKind::QueueNotFound, format!("queue not found: {name}"))
 }
 
-fn queue_stream_config(q: &Queue, settings: &StorageSettings) -> stream::Config {
+pub(crate) fn queue_stream_config(q: &Queue, settings: &StorageSettings) -> stream::Config {
     let q = q.with_defaults();
     stream::Config {
         name: q.stream_name(),
@@ -355,7 +360,7 @@ fn queue_stream_config(q: &Queue, settings: &StorageSettings) -> stream::Config 
     }
 }
 
-fn consumer_config(q: &Queue) -> pull::Config {
+pub(crate) fn consumer_config(q: &Queue) -> pull::Config {
     let q = q.with_defaults();
     pull::Config {
         durable_name: Some(QUEUE_CONSUMER.into()),
