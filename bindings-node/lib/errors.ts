@@ -67,6 +67,18 @@ export class ScheduleNotFoundError extends JetJobsError { readonly code = 'ERR_S
 export class GovernorNotFoundError extends JetJobsError { readonly code = 'ERR_GOVERNOR_NOT_FOUND'; readonly kind = 'GovernorNotFound' }
 /** No lease with that sequence on the governor. */
 export class LeaseNotFoundError extends JetJobsError { readonly code = 'ERR_LEASE_NOT_FOUND'; readonly kind = 'LeaseNotFound' }
+/** A supervised worker returned before it was cancelled. */
+export class WorkerExitedPrematurelyError extends JetJobsError { readonly code = 'ERR_WORKER_EXITED_PREMATURELY'; readonly kind = 'WorkerExitedPrematurely' }
+/** Several supervised workers or jobs failed; the errors are joined. */
+export class WorkersFailedError extends JetJobsError { readonly code = 'ERR_WORKERS_FAILED'; readonly kind = 'WorkersFailed' }
+/** A pool has no live worker to run a job. */
+export class NoWorkersError extends JetJobsError { readonly code = 'ERR_NO_WORKERS'; readonly kind = 'NoWorkers' }
+/** A pool job with that key is already running. */
+export class JobExistsError extends JetJobsError { readonly code = 'ERR_JOB_EXISTS'; readonly kind = 'JobExists' }
+/** No pool job with that key. */
+export class JobNotFoundError extends JetJobsError { readonly code = 'ERR_JOB_NOT_FOUND'; readonly kind = 'JobNotFound' }
+/** A pool worker's start handler refused the job. */
+export class JobStartFailedError extends JetJobsError { readonly code = 'ERR_JOB_START_FAILED'; readonly kind = 'JobStartFailed' }
 
 type ErrorClass = new (message: string, options?: ErrorOptions) => JetJobsError
 
@@ -115,6 +127,12 @@ const errorClasses: { readonly [C in ErrorCode]: ErrorClass } = {
   ERR_SCHEDULE_NOT_FOUND: ScheduleNotFoundError,
   ERR_GOVERNOR_NOT_FOUND: GovernorNotFoundError,
   ERR_LEASE_NOT_FOUND: LeaseNotFoundError,
+  ERR_WORKER_EXITED_PREMATURELY: WorkerExitedPrematurelyError,
+  ERR_WORKERS_FAILED: WorkersFailedError,
+  ERR_NO_WORKERS: NoWorkersError,
+  ERR_JOB_EXISTS: JobExistsError,
+  ERR_JOB_NOT_FOUND: JobNotFoundError,
+  ERR_JOB_START_FAILED: JobStartFailedError,
 }
 
 /** Every error code, in the core's order (from the addon), for exhaustive checks. */

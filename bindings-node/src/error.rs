@@ -105,6 +105,18 @@ pub enum ErrorCode {
     GovernorNotFound,
     #[napi(value = "ERR_LEASE_NOT_FOUND")]
     LeaseNotFound,
+    #[napi(value = "ERR_WORKER_EXITED_PREMATURELY")]
+    WorkerExitedPrematurely,
+    #[napi(value = "ERR_WORKERS_FAILED")]
+    WorkersFailed,
+    #[napi(value = "ERR_NO_WORKERS")]
+    NoWorkers,
+    #[napi(value = "ERR_JOB_EXISTS")]
+    JobExists,
+    #[napi(value = "ERR_JOB_NOT_FOUND")]
+    JobNotFound,
+    #[napi(value = "ERR_JOB_START_FAILED")]
+    JobStartFailed,
 }
 
 impl From<ErrorKind> for ErrorCode {
@@ -155,6 +167,12 @@ impl From<ErrorKind> for ErrorCode {
             ErrorKind::ScheduleNotFound => ErrorCode::ScheduleNotFound,
             ErrorKind::GovernorNotFound => ErrorCode::GovernorNotFound,
             ErrorKind::LeaseNotFound => ErrorCode::LeaseNotFound,
+            ErrorKind::WorkerExitedPrematurely => ErrorCode::WorkerExitedPrematurely,
+            ErrorKind::WorkersFailed => ErrorCode::WorkersFailed,
+            ErrorKind::NoWorkers => ErrorCode::NoWorkers,
+            ErrorKind::JobExists => ErrorCode::JobExists,
+            ErrorKind::JobNotFound => ErrorCode::JobNotFound,
+            ErrorKind::JobStartFailed => ErrorCode::JobStartFailed,
         }
     }
 }

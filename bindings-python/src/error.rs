@@ -86,6 +86,12 @@ kinds! {
     ScheduleNotFound: "No schedule with that name.",
     GovernorNotFound: "No governor with that name.",
     LeaseNotFound: "No lease with that sequence on the governor.",
+    WorkerExitedPrematurely: "A supervised worker returned before it was cancelled.",
+    WorkersFailed: "Several supervised workers or jobs failed; the errors are joined.",
+    NoWorkers: "A pool has no live worker to run a job.",
+    JobExists: "A pool job with that key is already running.",
+    JobNotFound: "No pool job with that key.",
+    JobStartFailed: "A pool worker's start handler refused the job.",
 }
 
 /// The exception for a core error, with the core's message and its source chained as `__cause__`.

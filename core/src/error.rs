@@ -131,6 +131,18 @@ error_kinds! {
     GovernorNotFound,
     /// No lease with that sequence on the governor (JetStream's "no message found").
     LeaseNotFound,
+    /// A supervised worker returned before it was cancelled.
+    WorkerExitedPrematurely,
+    /// Several supervised workers or jobs failed; the errors are joined.
+    WorkersFailed,
+    /// A pool has no live worker to run a job.
+    NoWorkers,
+    /// A pool job with that key is already running.
+    JobExists,
+    /// No pool job with that key.
+    JobNotFound,
+    /// A pool worker's start handler refused the job.
+    JobStartFailed,
     }
 }
 
@@ -150,6 +162,8 @@ pub struct Error {
     message: String,
     #[source]
     source: Option<BoxError>,
+    /// The errors an error of kind `WorkersFailed` joins; empty otherwise.
+    joined: Vec<Error>,
 }
 
 impl Error {
@@ -159,6 +173,7 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            joined: Vec::new(),
         }
     }
 
@@ -173,7 +188,50 @@ impl Error {
             kind,
             message: format!("{}: {source}", message.into()),
             source: Some(source),
+            joined: Vec::new(),
         }
+    }
+
+    /// Go's `errors.Join` for supervised workers and jobs: `None` for no errors, the error itself
+    /// when there is one, and otherwise one `WorkersFailed` error listing them all, in order.
+    ///
+    /// # Examples
+    /// ```
+    /// use jetjobs::{Error, ErrorKind};
+    /// assert!(Error::joined(Vec::new()).is_none());
+    /// let one = Error::joined(vec![Error::new(ErrorKind::Timeout, "slow")]);
+    /// assert_eq!(one.map(|e| e.kind()), Some(ErrorKind::Timeout));
+    /// let both = Error::joined(vec![
+    ///     Error::new(ErrorKind::Timeout, "slow"),
+    ///     Error::new(ErrorKind::Storage, "down"),
+    /// ]);
+    /// let both = both.expect("two errors");
+    /// assert_eq!(both.kind(), ErrorKind::WorkersFailed);
+    /// assert_eq!(both.errors().len(), 2);
+    /// ```
+    pub fn joined(mut errors: Vec<Error>) -> Option<Error> {
+        if errors.len() <= 1 {
+            return errors.pop();
+        }
+        let list: Vec<String> = errors
+            .iter()
+            .map(|e| format!("[{}] {e}", e.code()))
+            .collect();
+        Some(Self {
+            kind: ErrorKind::WorkersFailed,
+            message: format!(
+                "{} workers or jobs failed: {}",
+                errors.len(),
+                list.join("; ")
+            ),
+            source: None,
+            joined: errors,
+        })
+    }
+
+    /// The errors this one joins ([`Error::joined`]); empty for any other error.
+    pub fn errors(&self) -> &[Error] {
+        &self.joined
     }
 
     /// The stable kind of this error.

@@ -39,11 +39,13 @@ mod handler;
 mod log_forwarding;
 mod metrics;
 mod mux;
+mod pool;
 mod queue;
 mod retry;
 mod scheduler;
 pub mod signing;
 mod store;
+pub mod supervisor;
 mod task;
 mod trace;
 pub mod wire;
@@ -70,6 +72,10 @@ pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
 pub use log_forwarding::{LogRecord, LogSink, LogStats, forward_logs, log_stats, set_log_level};
 pub use metrics::render_metrics;
 pub use mux::{Middleware, Mux, chain};
+pub use pool::{
+    JobHandler, JobPlan, JobProducer, MAX_JOB_KEY_LEN, PoolJob, PoolMember, PoolNode, PoolOptions,
+    Ticker, pool_worker_index,
+};
 pub use queue::{
     DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_RUN_TIME, DEFAULT_QUEUE_NAME, MAX_QUEUE_NAME_LEN, Queue,
 };

@@ -69,6 +69,7 @@ metrics! {
     CAMPAIGN_INTERVAL: Gauge "choria_asyncjobs_election_interval_seconds" ["election", "identity"] "The interval between campaigns";
     HANDLER_DURATION: Histogram "jetjobs_handler_duration_seconds" ["queue", "type"] "How long handler runs took (jetjobs)";
     ADMISSION_WAITS: Counter "jetjobs_admission_wait_total" ["queue", "type"] "The number of times admission made a task wait (jetjobs)";
+    SUPERVISED_HEALTH: Gauge "jetjobs_supervised_worker_health" ["worker", "state"] "1 for the current health state of a supervised worker, 0 for the others (jetjobs)";
 }
 
 /// Upper bounds of [`HANDLER_DURATION`]'s buckets, in seconds (Prometheus' defaults, wider).

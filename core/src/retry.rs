@@ -95,6 +95,26 @@ impl RetryPolicy {
         })
     }
 
+    /// The same `delay` before every try, in whole milliseconds (runutil's `StaticBackoff`).
+    ///
+    /// It is an exponential policy that starts at its cap, so the bindings' exhaustive matches
+    /// over the variants stay valid.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let p = jetjobs::RetryPolicy::fixed(Duration::from_millis(250));
+    /// assert_eq!(p.delay(1), Duration::from_millis(250));
+    /// assert_eq!(p.delay(40), Duration::from_millis(250));
+    /// ```
+    pub fn fixed(delay: Duration) -> Self {
+        Self::Exponential {
+            initial: delay,
+            max: delay,
+            jitter: 0.0,
+        }
+    }
+
     /// The delay before the next try after `n` deliveries, with asyncjobs' rounding to whole ms.
     pub fn delay(&self, n: u32) -> Duration {
         let mut rng = rand::rng();
@@ -126,6 +146,10 @@ impl RetryPolicy {
                 } else {
                     0.0
                 };
+                // A zero `initial` only comes from `fixed(Duration::ZERO)`, which means no wait.
+                if initial.is_zero() {
+                    return Duration::ZERO;
+                }
                 round_to_ms(d - off).max(Duration::from_millis(1))
             }
         }

@@ -7,11 +7,10 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{NatsServer, wait_final, wait_for};
+use common::{ChildProcess, NatsServer, wait_final, wait_for};
 use futures::StreamExt as _;
 use jetjobs::{
     CancellationToken, Client, ClientOptions, ErrorKind, HandlerError, Mux, Queue, RetryPolicy,
@@ -109,35 +108,8 @@ fn child_ordered_worker() {
 }
 
 /// A worker process, SIGKILLed on drop.
-struct WorkerProcess(Child);
-
-impl WorkerProcess {
-    fn start(url: &str) -> Self {
-        let child = Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "child_ordered_worker",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("JETJOBS_CHILD_URL", url)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("worker process starts");
-        Self(child)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
+fn worker_process(url: &str) -> ChildProcess {
+    ChildProcess::start("child_ordered_worker", &[("JETJOBS_CHILD_URL", url)])
 }
 
 /// Per key: what has ended for good, and a check that nothing starts before its predecessors.
@@ -181,8 +153,7 @@ async fn fleet_keeps_key_order_through_a_sigkill() {
         ids.push(task.expect("enqueued").id);
     }
 
-    let mut workers: Vec<WorkerProcess> =
-        (0..3).map(|_| WorkerProcess::start(&server.url)).collect();
+    let mut workers: Vec<ChildProcess> = (0..3).map(|_| worker_process(&server.url)).collect();
     let mut logs: BTreeMap<u32, KeyLog> = BTreeMap::new();
     let mut violations = Vec::new();
     let mut finished = 0;

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -123,6 +124,8 @@ impl From<kv::Entry> for KvEntry {
 pub struct Kv {
     store: kv::Store,
     bucket: String,
+    /// For writes `kv::Store` has no method for: a compare-and-swap that also sets a TTL.
+    js: async_nats::jetstream::Context,
 }
 
 impl Kv {
@@ -181,6 +184,42 @@ impl Kv {
             .update(key, value, revision)
             .await
             .map_err(|e| self.update_error(key, e))
+    }
+
+    /// Like [`Kv::update`], and the key is removed after `ttl` (whole seconds, at least one)
+    /// unless updated again: a lease that only its holder can extend.
+    pub(crate) async fn update_with_ttl(
+        &self,
+        key: &str,
+        value: Bytes,
+        revision: u64,
+        ttl: Duration,
+    ) -> Result<u64> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            revision.to_string().as_str(),
+        );
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_TTL,
+            ttl.as_secs().max(1).to_string().as_str(),
+        );
+        let subject = format!("$KV.{}.{key}", self.bucket);
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, value)
+            .await
+            .map_err(|e| self.error(format!("writing {key}"), e))?
+            .await;
+        match ack {
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(Error::with_source(
+                ErrorKind::RevisionMismatch,
+                format!("{key} changed in the {} bucket", self.bucket),
+                e,
+            )),
+            Err(e) => Err(self.error(format!("writing {key}"), e)),
+        }
     }
 
     /// Deletes `key` (a delete marker remains), only if its latest revision is `expected`, when
@@ -276,6 +315,7 @@ impl Storage {
             return Ok(Kv {
                 store,
                 bucket: config.name.clone(),
+                js: self.js.clone(),
             });
         }
         let store = self
@@ -295,6 +335,7 @@ impl Storage {
         Ok(Kv {
             store,
             bucket: config.name.clone(),
+            js: self.js.clone(),
         })
     }
 
