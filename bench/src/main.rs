@@ -4,7 +4,8 @@
 //! ratios within one run are comparable).
 //!
 //! Environment: `BENCH_TASKS` (backlog size, default 50000), `BENCH_CONCURRENCY` (default 256),
-//! `BENCH_ORDER_KEYS` (order keys of the ordered drain, default 64).
+//! `BENCH_ORDER_KEYS` (order keys of the ordered drain, default 64), `BENCH_POOL_JOBS` (jobs of
+//! the keyed-pool measurements, default 1000).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use jetjobs::{CancellationToken, Client, ClientOptions, DevServer, Mux, Queue, T
 use tokio::sync::mpsc;
 
 mod ordered;
+mod pool;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -70,6 +72,8 @@ async fn main() -> Result<(), BoxError> {
     let ordered_tasks = tasks / 2;
     let ordered_rate =
         ordered::drain_ordered(server.url(), ordered_tasks, order_keys, concurrency).await?;
+    let pool_jobs = env_usize("BENCH_POOL_JOBS", 1000);
+    let pool = pool::measure(server.url(), pool_jobs).await?;
     let rss = peak_rss_kib();
 
     println!("(b) jetjobs, no-op Rust handler");
@@ -105,6 +109,33 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "    peak RSS                     {:>10.1} MiB\n",
         rss as f64 / 1024.0
+    );
+
+    println!(
+        "(d) keyed job pool: 3 nodes, {pool_jobs} jobs, worker TTL {:?}",
+        pool::WORKER_TTL
+    );
+    println!(
+        "    dispatch→started p50         {:>10.2} ms",
+        pool.dispatch_p50.as_secs_f64() * 1e3
+    );
+    println!(
+        "    dispatch→started p99         {:>10.2} ms",
+        pool.dispatch_p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "    a 4th node joins: settled in {:>10.0} ms  ({} jobs moved)",
+        pool.join_rebalance.as_secs_f64() * 1e3,
+        pool.moved_on_join
+    );
+    println!(
+        "    a node dies: settled in      {:>10.0} ms  ({} jobs moved; TTL-bound)",
+        pool.death_rebalance.as_secs_f64() * 1e3,
+        pool.moved_on_death
+    );
+    println!(
+        "    dispatch p50 / publish p50   {:>10.1}\n",
+        pool.dispatch_p50.as_secs_f64() / publish_p50.as_secs_f64()
     );
 
     println!("(c) ratios to the server bound measured above");

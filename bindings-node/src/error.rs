@@ -8,6 +8,7 @@
 //! (`Env::spawn_future_with_callback`) where the `code` property can be set.
 
 use std::error::Error as _;
+use std::fmt;
 use std::future::Future;
 
 use jetjobs::ErrorKind;
@@ -188,10 +189,49 @@ pub fn error_codes() -> Vec<ErrorCode> {
         .collect()
 }
 
+/// A value a JS callback (a supervised worker or job) threw or rejected with, carried through the
+/// core as the source of a core error so that it reaches JS again as the very same value.
+pub(crate) struct Thrown(napi::Error);
+
+impl fmt::Debug for Thrown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Thrown").field(&self.0.reason).finish()
+    }
+}
+
+impl fmt::Display for Thrown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.reason)
+    }
+}
+
+impl std::error::Error for Thrown {}
+
+/// The core error for a failed JS callback: kind `TaskFailed`, `what` plus the thrown value's
+/// message as its message, and the thrown value itself kept for [`js_error`].
+pub(crate) fn thrown(what: &str, e: napi::Error) -> jetjobs::Error {
+    jetjobs::Error::with_source(ErrorKind::TaskFailed, what, Thrown(e))
+}
+
+/// The JS value a core error carries from a JS callback ([`thrown`]), if it carries one.
+fn thrown_value(err: &jetjobs::Error) -> Option<napi::Error> {
+    let thrown = err.source()?.downcast_ref::<Thrown>()?;
+    thrown.0.try_clone().ok()
+}
+
 /// Builds the JS error for a core error: `message`, `code`, `kind` (the core's stable name) and,
-/// when the core error has a source, a `cause` with the source's text.
+/// when the core error has a source, a `cause` with the source's text. A core error carrying a
+/// value a JS callback threw ([`thrown`]) is that value, unchanged; a `WorkersFailed` error also
+/// gets `errors`, the JS error of each error it joins.
 pub(crate) fn js_error(env: &Env, err: jetjobs::Error) -> napi::Error {
-    match build_js_error(env, &err) {
+    to_js_error(env, &err)
+}
+
+fn to_js_error(env: &Env, err: &jetjobs::Error) -> napi::Error {
+    if let Some(original) = thrown_value(err) {
+        return original;
+    }
+    match build_js_error(env, err) {
         Ok(error) => error,
         // Only when the environment is tearing down; the message still says what failed.
         Err(_) => napi::Error::new(Status::GenericFailure, err.to_string()),
@@ -206,6 +246,14 @@ fn build_js_error(env: &Env, err: &jetjobs::Error) -> napi::Result<napi::Error> 
         let cause =
             env.create_error(napi::Error::new(Status::GenericFailure, source.to_string()))?;
         object.set("cause", cause)?;
+    }
+    let joined = err.errors();
+    if !joined.is_empty() {
+        let mut errors = env.create_array(u32::try_from(joined.len()).unwrap_or(u32::MAX))?;
+        for (i, e) in (0u32..).zip(joined) {
+            errors.set(i, to_js_error(env, e))?;
+        }
+        object.set("errors", errors)?;
     }
     Ok(napi::Error::from(object.to_unknown()))
 }

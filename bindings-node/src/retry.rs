@@ -58,6 +58,15 @@ impl RetryPolicy {
         check(env, policy).map(|inner| Self { inner })
     }
 
+    /// The same delay every time: `delayMs` (runutil's `StaticBackoff`, for `supervisor.retry`).
+    #[napi(factory)]
+    pub fn fixed(env: &Env, delay_ms: f64) -> napi::Result<Self> {
+        let delay = check(env, duration_ms("delayMs", delay_ms))?;
+        Ok(Self {
+            inner: jetjobs::RetryPolicy::fixed(delay),
+        })
+    }
+
     /// choria's `backoff.FiveSec`: 0.5 s up to 5 s, each jittered by ±50 %.
     #[napi(factory)]
     pub fn five_sec() -> Self {

@@ -95,15 +95,73 @@ kinds! {
 }
 
 /// The exception for a core error, with the core's message and its source chained as `__cause__`.
+///
+/// A Python exception the core carried as a [`Raised`] source comes back as that same exception
+/// object; `WorkersFailed` gets an `errors` list, each joined error converted the same way.
 pub(crate) fn to_py(err: jetjobs::Error) -> PyErr {
+    to_py_ref(&err)
+}
+
+fn to_py_ref(err: &jetjobs::Error) -> PyErr {
+    let source = std::error::Error::source(err);
+    if let Some(raised) = source.and_then(|s| s.downcast_ref::<Raised>())
+        && let Some(original) = crate::runtime::attach(|py| raised.err.clone_ref(py))
+    {
+        return original;
+    }
     // The exhaustive match lives in `new_err`, generated from the list above; adding a kind to the
     // core without adding it there is a compile error ("non-exhaustive patterns").
     let py_err = new_err(err.kind(), err.to_string());
-    if let Some(source) = std::error::Error::source(&err) {
-        crate::runtime::attach(|py| py_err.set_cause(py, Some(cause_chain(py, source))));
-    }
+    crate::runtime::attach(|py| {
+        if let Some(source) = source {
+            py_err.set_cause(py, Some(cause_chain(py, source)));
+        }
+        if err.kind() == ErrorKind::WorkersFailed {
+            let errors: Vec<Py<PyAny>> = err
+                .errors()
+                .iter()
+                .map(|e| to_py_ref(e).into_value(py).into_any())
+                .collect();
+            let _ = py_err.value(py).setattr(pyo3::intern!(py, "errors"), errors);
+        }
+    });
     py_err
 }
+
+/// A Python exception carried through the core as an error's source (a supervised worker's or a
+/// pool handler's), so that it comes back out of the core as the same exception object.
+pub(crate) struct Raised {
+    err: PyErr,
+    /// `<type>: <message>`, rendered while the exception was caught: formatting a `PyErr` later
+    /// would take the GIL on whatever thread the core happens to log from.
+    text: String,
+}
+
+impl Raised {
+    pub(crate) fn new(py: Python<'_>, err: PyErr) -> Self {
+        let text = crate::handler::describe(py, &err);
+        Self { err, text }
+    }
+
+    /// A core error of `kind` whose message is `context: <type>: <message>`.
+    pub(crate) fn into_error(self, kind: ErrorKind, context: &str) -> jetjobs::Error {
+        jetjobs::Error::with_source(kind, context, self)
+    }
+}
+
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::fmt::Debug for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Raised({})", self.text)
+    }
+}
+
+impl std::error::Error for Raised {}
 
 /// A Python exception per link of a Rust error's source chain, outermost first.
 fn cause_chain(py: Python<'_>, err: &(dyn std::error::Error + 'static)) -> PyErr {

@@ -465,11 +465,18 @@ pub(crate) fn failure(py: Python<'_>, err: &PyErr) -> HandlerError {
             message
         });
     }
+    HandlerError::retry(describe(py, err))
+}
+
+/// An exception as a traceback's last line shows it: `<type>: <message>`, or just the type.
+pub(crate) fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let value = err.value(py);
+    let message = value.str().map(|s| s.to_string()).unwrap_or_default();
     let name = type_name(&value.get_type()).unwrap_or_else(|_| "Exception".to_owned());
     if message.is_empty() {
-        HandlerError::retry(name)
+        name
     } else {
-        HandlerError::retry(format!("{name}: {message}"))
+        format!("{name}: {message}")
     }
 }
 

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use common::{ChildProcess, NatsServer, wait_for};
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use jetjobs::{ClientOptions, JobHandler, PoolJob, PoolNode, PoolOptions};
+use jetjobs::{
+    ClientOptions, ErrorKind, JobHandler, JobPlan, JobProducer, PoolJob, PoolNode, PoolOptions,
+};
 use serde::{Deserialize, Serialize};
 
 const TTL: Duration = Duration::from_secs(2);
@@ -543,4 +545,354 @@ async fn fleet_moves_jobs_without_two_owners() {
         js.get_key_value("JETJOBS_POOL_fleet").await.is_err(),
         "the shutdown removed the pool's bucket"
     );
+}
+
+/// An in-process handler: records what runs, refuses keys starting with `bad`.
+#[derive(Clone, Default)]
+struct Jobs {
+    running: Arc<Mutex<BTreeMap<String, u64>>>,
+    notes: Arc<Mutex<Vec<(String, Bytes)>>>,
+}
+
+impl Jobs {
+    fn running(&self) -> Vec<String> {
+        self.running.lock().expect("jobs").keys().cloned().collect()
+    }
+}
+
+impl JobHandler for Jobs {
+    fn start(&self, job: PoolJob) -> BoxFuture<'static, jetjobs::Result<()>> {
+        let running = self.running.clone();
+        Box::pin(async move {
+            if job.key.starts_with("bad") {
+                return Err(jetjobs::Error::new(ErrorKind::InvalidPayload, "refused"));
+            }
+            running
+                .lock()
+                .expect("jobs")
+                .insert(job.key, job.generation);
+            Ok(())
+        })
+    }
+
+    fn stop(&self, key: String) -> BoxFuture<'static, jetjobs::Result<()>> {
+        self.running.lock().expect("jobs").remove(&key);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn notify(&self, key: String, payload: Bytes) -> BoxFuture<'static, jetjobs::Result<()>> {
+        self.notes.lock().expect("notes").push((key, payload));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn dispatch_stop_notify_and_their_errors() {
+    let server = NatsServer::start();
+    let client = ClientOptions::new()
+        .connect(&server.url)
+        .await
+        .expect("connects");
+    let a = PoolNode::join(&client, "api", options())
+        .await
+        .expect("a joins");
+    let b = PoolNode::join(&client, "api", options())
+        .await
+        .expect("b joins");
+
+    let err = a
+        .dispatch_job("k", Bytes::new())
+        .await
+        .expect_err("no workers");
+    assert_eq!(err.kind(), ErrorKind::NoWorkers);
+
+    let (ja, jb) = (Jobs::default(), Jobs::default());
+    a.add_worker(ja.clone()).await.expect("worker a");
+    b.add_worker(jb.clone()).await.expect("worker b");
+    wait_for("both workers seen", Duration::from_secs(10), || {
+        let n = a.pool_workers().len();
+        async move { (n == 2).then_some(()) }
+    })
+    .await;
+    assert_eq!(a.nodes().len(), 2);
+    assert_eq!(a.workers().len(), 1);
+
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        a.dispatch_job(key, Bytes::from(format!("payload {key}")))
+            .await
+            .expect("dispatched");
+    }
+    // Each ran on the worker its key hashes to.
+    let ring: Vec<String> = a.pool_workers().into_iter().map(|w| w.id).collect();
+    let owners = a.job_owners();
+    for key in &keys {
+        let expected = &ring[jetjobs::pool_worker_index(key, ring.len())];
+        assert_eq!(owners.get(key), Some(expected), "{key}");
+    }
+    let mut all: Vec<String> = ja.running().into_iter().chain(jb.running()).collect();
+    all.sort();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(all, sorted, "every job runs once");
+    assert_eq!(a.job_keys(), sorted);
+
+    let err = b
+        .dispatch_job("k3", Bytes::new())
+        .await
+        .expect_err("exists");
+    assert_eq!(err.kind(), ErrorKind::JobExists);
+    let err = a
+        .dispatch_job("bad-1", Bytes::new())
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::JobStartFailed);
+    assert!(err.to_string().contains("refused"), "{err}");
+    assert_eq!(
+        a.job_payload("bad-1").await.expect("payload"),
+        None,
+        "nothing kept"
+    );
+    assert_eq!(
+        a.job_payload("k3").await.expect("payload"),
+        Some(Bytes::from("payload k3"))
+    );
+
+    b.notify_worker("k5", Bytes::from_static(b"hello"))
+        .await
+        .expect("notified");
+    let notes: Vec<(String, Bytes)> = ja
+        .notes
+        .lock()
+        .expect("notes")
+        .iter()
+        .chain(jb.notes.lock().expect("notes").iter())
+        .cloned()
+        .collect();
+    assert_eq!(
+        notes,
+        vec![("k5".to_string(), Bytes::from_static(b"hello"))]
+    );
+    let err = a
+        .notify_worker("nope", Bytes::new())
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.kind(), ErrorKind::JobNotFound);
+
+    b.stop_job("k7").await.expect("stopped");
+    assert!(!ja.running().contains(&"k7".to_string()) && !jb.running().contains(&"k7".to_string()));
+    assert_eq!(a.job_payload("k7").await.expect("payload"), None);
+    let err = a.stop_job("k7").await.expect_err("gone");
+    assert_eq!(err.kind(), ErrorKind::JobNotFound);
+    a.dispatch_job("k7", Bytes::new())
+        .await
+        .expect("a stopped key can start again");
+
+    let client_only = PoolNode::join(&client, "api", options().client_only())
+        .await
+        .expect("client joins");
+    let err = client_only
+        .add_worker(Jobs::default())
+        .await
+        .expect_err("client only");
+    assert_eq!(err.kind(), ErrorKind::InvalidOption);
+    client_only
+        .dispatch_job("k99", Bytes::new())
+        .await
+        .expect("clients dispatch");
+
+    // Closing b moves its jobs to a.
+    b.close().await.expect("close");
+    assert!(b.is_closed());
+    wait_for("b's jobs on a", Duration::from_secs(10), || {
+        let n = ja.running().len();
+        async move { (n == 21).then_some(()) }
+    })
+    .await;
+    assert!(jb.running().is_empty());
+    let err = b.dispatch_job("x", Bytes::new()).await.expect_err("closed");
+    assert_eq!(err.kind(), ErrorKind::Closed);
+
+    for bad in ["", "a.b", "x y"] {
+        let err = PoolNode::join(&client, bad, options()).await.err();
+        assert_eq!(
+            err.map(|e| e.kind()),
+            Some(ErrorKind::InvalidOption),
+            "{bad:?}"
+        );
+    }
+    let err = PoolNode::join(
+        &client,
+        "api",
+        options().worker_ttl(Duration::from_millis(1500)),
+    )
+    .await
+    .err();
+    assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidOption));
+
+    client_only.shutdown().await.expect("shutdown");
+    assert!(ja.running().is_empty(), "shutdown stops every job");
+    wait_for("a sees the shutdown", Duration::from_secs(10), || {
+        let shut = a.is_shutdown();
+        async move { shut.then_some(()) }
+    })
+    .await;
+}
+
+/// A plan that follows a script, one step per call, as pulse's scheduler test does.
+struct Script(Arc<Mutex<Vec<Option<JobPlan>>>>);
+
+impl JobProducer for Script {
+    fn plan(&self) -> BoxFuture<'static, jetjobs::Result<Option<JobPlan>>> {
+        let step = {
+            let mut steps = self.0.lock().expect("script");
+            if steps.is_empty() {
+                None
+            } else {
+                steps.remove(0)
+            }
+        };
+        Box::pin(async move { Ok(step) })
+    }
+}
+
+fn plan(start: &[&str], stop: &[&str], stop_all: bool) -> Option<JobPlan> {
+    Some(JobPlan {
+        start: start
+            .iter()
+            .map(|k| (k.to_string(), Bytes::new()))
+            .collect(),
+        stop: stop.iter().map(|k| k.to_string()).collect(),
+        stop_all,
+    })
+}
+
+#[tokio::test]
+async fn schedules_reconcile_the_plan_and_end_everywhere() {
+    let server = NatsServer::start();
+    let client = ClientOptions::new()
+        .connect(&server.url)
+        .await
+        .expect("connects");
+    let a = PoolNode::join(&client, "sched", options())
+        .await
+        .expect("a joins");
+    let jobs = Jobs::default();
+    a.add_worker(jobs.clone()).await.expect("worker");
+    let steps = vec![
+        plan(&["one"], &[], false),
+        plan(&[], &["one"], false),
+        plan(&["two", "three"], &[], false),
+        plan(&["three"], &[], true),
+        plan(&["one", "three"], &[], false),
+        plan(&["four"], &[], true),
+        None,
+    ];
+    let expected: Vec<Vec<&str>> = vec![
+        vec!["one"],
+        vec![],
+        vec!["three", "two"],
+        vec!["three"],
+        vec!["one", "three"],
+        vec!["four"],
+    ];
+    let script = Arc::new(Mutex::new(steps));
+    let ticker_span = Duration::from_millis(400);
+    a.schedule("plan", ticker_span, Script(script.clone()))
+        .await
+        .expect("scheduled");
+    for (i, want) in expected.iter().enumerate() {
+        let left = 7 - i;
+        wait_for(&format!("step {i}"), Duration::from_secs(10), || {
+            let running = jobs.running();
+            let remaining = script.lock().expect("script").len();
+            async move { (remaining < left && running == *want).then_some(()) }
+        })
+        .await;
+    }
+    wait_for("the schedule ended", Duration::from_secs(10), || {
+        let ended = script.lock().expect("script").is_empty();
+        async move { ended.then_some(()) }
+    })
+    .await;
+    // The ticker is gone from the bucket: nobody plans again.
+    let kv = client
+        .kv(&jetjobs::KvBucket::new("JETJOBS_POOL_sched"))
+        .await
+        .expect("bucket");
+    wait_for(
+        "ticker and schedule removed",
+        Duration::from_secs(5),
+        || {
+            let kv = kv.clone();
+            async move {
+                let keys = kv.keys().await.ok()?;
+                (!keys
+                    .iter()
+                    .any(|k| k.starts_with("tickers.") || k.starts_with("schedules.")))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(jobs.running(), vec!["four"]);
+}
+
+#[tokio::test]
+async fn a_ticker_ticks_on_one_node_per_period_and_stops_everywhere() {
+    let server = NatsServer::start();
+    let client = ClientOptions::new()
+        .connect(&server.url)
+        .await
+        .expect("connects");
+    let a = PoolNode::join(&client, "tick", options()).await.expect("a");
+    let b = PoolNode::join(&client, "tick", options()).await.expect("b");
+    let period = Duration::from_millis(300);
+    let ta = Arc::new(a.new_ticker("t", period).await.expect("ticker a"));
+    let tb = Arc::new(b.new_ticker("t", period).await.expect("ticker b"));
+    let ticks = Arc::new(Mutex::new(Vec::new()));
+    for (name, t) in [("a", ta.clone()), ("b", tb.clone())] {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            while t.next().await.is_some() {
+                ticks.lock().expect("ticks").push((name, now_ns()));
+            }
+            ticks.lock().expect("ticks").push((name, -1));
+        });
+    }
+    wait_for("8 ticks", Duration::from_secs(10), || {
+        let n = ticks.lock().expect("ticks").len();
+        async move { (n >= 8).then_some(()) }
+    })
+    .await;
+    ta.stop().await.expect("stop everywhere");
+    wait_for("both tickers ended", Duration::from_secs(10), || {
+        let ended = ticks
+            .lock()
+            .expect("ticks")
+            .iter()
+            .filter(|(_, t)| *t < 0)
+            .count();
+        async move { (ended == 2).then_some(()) }
+    })
+    .await;
+    let mut times: Vec<i64> = ticks
+        .lock()
+        .expect("ticks")
+        .iter()
+        .map(|(_, t)| *t)
+        .filter(|t| *t > 0)
+        .collect();
+    times.sort_unstable();
+    let closest = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .min()
+        .unwrap_or(i64::MAX);
+    assert!(
+        closest as u128 > period.as_nanos() / 2,
+        "two ticks {closest} ns apart"
+    );
+    let err = a.new_ticker("bad name", period).await.err();
+    assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidOption));
 }
