@@ -41,7 +41,10 @@ test-rust: setup go-check ## Unit, doc and integration tests against a real nats
 test-examples: setup ## Run the examples as written and check what they print
 	@out=$$(cargo run --quiet -p jetjobs --example demo) && echo "$$out" && \
 	  [ "$$(grep -c ' complete ' <<<"$$out")" = 2 ] && grep -q ' terminated ' <<<"$$out" && \
-	  echo "examples: 1 passed, 0 failed"
+	  out=$$(cargo run --quiet -p jetjobs --example long_running) && echo "$$out" && \
+	  [ "$$out" = "$$(printf '%s\n' 'supervisor: 3 runs' 'pool: ["a", "b", "c"]' \
+	    'pool: b notified: reload' 'pool: running {"b", "c"}' 'pool: shut down')" ] && \
+	  echo "examples: 2 passed, 0 failed"
 
 # --- Python SDK (bindings-python/) -------------------------------------------------------
 test-python: setup ## Python SDK: build into .venv, ruff, mypy, pytest

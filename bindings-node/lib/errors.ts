@@ -70,7 +70,15 @@ export class LeaseNotFoundError extends JetJobsError { readonly code = 'ERR_LEAS
 /** A supervised worker returned before it was cancelled. */
 export class WorkerExitedPrematurelyError extends JetJobsError { readonly code = 'ERR_WORKER_EXITED_PREMATURELY'; readonly kind = 'WorkerExitedPrematurely' }
 /** Several supervised workers or jobs failed; the errors are joined. */
-export class WorkersFailedError extends JetJobsError { readonly code = 'ERR_WORKERS_FAILED'; readonly kind = 'WorkersFailed' }
+export class WorkersFailedError extends JetJobsError {
+  readonly code = 'ERR_WORKERS_FAILED'
+  readonly kind = 'WorkersFailed'
+  /**
+   * The joined errors, in the order the workers or jobs returned: what a JS worker or job threw,
+   * unchanged, or the engine's own error (a `JetJobsError`, e.g. `WorkerExitedPrematurelyError`).
+   */
+  readonly errors: readonly unknown[] = []
+}
 /** A pool has no live worker to run a job. */
 export class NoWorkersError extends JetJobsError { readonly code = 'ERR_NO_WORKERS'; readonly kind = 'NoWorkers' }
 /** A pool job with that key is already running. */
@@ -143,13 +151,21 @@ export function errorFor(code: ErrorCode, message: string): JetJobsError {
   return new errorClasses[code](message)
 }
 
-/** The addon throws plain errors carrying a `code`; this gives them their class. */
-export function classify(error: unknown): unknown {
-  if (!(error instanceof Error) || error instanceof JetJobsError) return error
+/**
+ * The addon throws plain errors carrying a `code`; this gives them their class (and a
+ * `WorkersFailedError` its classified `errors`). `keep(error)` true leaves an error as it is.
+ */
+export function classify(error: unknown, keep: (error: unknown) => boolean = () => false): unknown {
+  if (keep(error) || !(error instanceof Error) || error instanceof JetJobsError) return error
   const code = (error as { code?: unknown }).code
   if (typeof code !== 'string' || !Object.hasOwn(errorClasses, code)) return error
   const Class = errorClasses[code as ErrorCode]
-  return error.cause === undefined ? new Class(error.message) : new Class(error.message, { cause: error.cause })
+  const classified = error.cause === undefined ? new Class(error.message) : new Class(error.message, { cause: error.cause })
+  const joined = (error as { errors?: unknown }).errors
+  if (classified instanceof WorkersFailedError && Array.isArray(joined)) {
+    ;(classified as { errors: readonly unknown[] }).errors = Object.freeze(joined.map((e) => classify(e, keep)))
+  }
+  return classified
 }
 
 export async function call<T>(f: () => Promise<T>): Promise<T> {

@@ -19,7 +19,7 @@ use napi_derive::napi;
 
 use crate::cancellation_token::CancellationToken;
 use crate::client::Client;
-use crate::error::{check, duration_ms, promise, thrown, to_ms};
+use crate::error::{check, duration_ms, integer, invalid_option, promise, thrown, to_ms};
 use crate::retry::RetryPolicy;
 
 /// One run of a JS worker or job: `(token) => Promise<void>`. Weak: a worker kept in a variable
@@ -250,10 +250,23 @@ pub fn supervisor_wait<'env>(
     )
 }
 
-/// runutil's `Backoff.Duration`: 0 for attempt 0, then `policy`'s delay, in ms.
+/// runutil's `Backoff.Duration`: 0 for attempt 0, then `policy`'s delay, in ms. `attempt` is a
+/// whole number of at least 0 (`InvalidOption` otherwise); beyond 2^32 - 1 it counts as that.
 #[napi]
-pub fn supervisor_backoff_delay_ms(policy: &RetryPolicy, attempt: u32) -> f64 {
-    to_ms(supervisor::backoff_delay(&policy.inner, attempt))
+pub fn supervisor_backoff_delay_ms(
+    env: &Env,
+    policy: &RetryPolicy,
+    attempt: f64,
+) -> napi::Result<f64> {
+    let attempt = check(
+        env,
+        integer("attempt", attempt).and_then(|n| {
+            u64::try_from(n)
+                .map_err(|_| invalid_option(format!("attempt must not be negative, got {n}")))
+        }),
+    )?;
+    let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+    Ok(to_ms(supervisor::backoff_delay(&policy.inner, attempt)))
 }
 
 /// The supervisor's constants.

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use pyo3::exceptions::PyValueError;
+use futures::future::BoxFuture;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3_async_runtimes::TaskLocals;
@@ -663,6 +664,35 @@ impl PyCancellationToken {
             self.inner.is_cancelled()
         )
     }
+}
+
+/// The core client of a `Client`, or of anything with an async `client()` method such as an
+/// `App` (awaited on the running loop). Called on the loop; the future runs anywhere.
+pub(crate) fn client_of(
+    app_or_client: &Bound<'_, PyAny>,
+) -> PyResult<BoxFuture<'static, PyResult<(jetjobs::Client, u32)>>> {
+    if let Ok(client) = app_or_client.cast::<PyClient>() {
+        let client = client.get();
+        let ready = (client.live()?.clone(), client.pid);
+        return Ok(Box::pin(async move { Ok(ready) }));
+    }
+    let py = app_or_client.py();
+    let Ok(client) = app_or_client.getattr(pyo3::intern!(py, "client")) else {
+        return Err(PyTypeError::new_err(format!(
+            "expected a jetjobs.App or jetjobs.Client, not {}",
+            app_or_client.get_type().name()?
+        )));
+    };
+    let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
+    let connecting = pyo3_async_runtimes::into_future_with_locals(&locals, client.call0()?)?;
+    Ok(Box::pin(async move {
+        let client = connecting.await?;
+        runtime::attach(|py| {
+            let client = client.bind(py).cast::<PyClient>()?.get();
+            Ok((client.live()?.clone(), client.pid))
+        })
+        .unwrap_or_else(|| Err(PyRuntimeError::new_err("the Python interpreter is exiting")))
+    }))
 }
 
 /// How long a wait may take: a `timedelta` or seconds; `None` for as long as it takes.

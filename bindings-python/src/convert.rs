@@ -157,6 +157,19 @@ pub(crate) fn datetime<'py>(py: Python<'py>, ts: &Timestamp) -> PyResult<Bound<'
     }
 }
 
+/// A time from the core, as an aware `datetime` in UTC.
+pub(crate) struct Time(pub(crate) Timestamp);
+
+impl<'py> IntoPyObject<'py> for Time {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        datetime(py, &self.0)
+    }
+}
+
 /// A timestamp from an aware `datetime`, a `timedelta` from now, or exact RFC 3339 text.
 pub(crate) fn timestamp(obj: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
     let py = obj.py();

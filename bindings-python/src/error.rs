@@ -122,7 +122,9 @@ fn to_py_ref(err: &jetjobs::Error) -> PyErr {
                 .iter()
                 .map(|e| to_py_ref(e).into_value(py).into_any())
                 .collect();
-            let _ = py_err.value(py).setattr(pyo3::intern!(py, "errors"), errors);
+            let _ = py_err
+                .value(py)
+                .setattr(pyo3::intern!(py, "errors"), errors);
         }
     });
     py_err
@@ -141,6 +143,15 @@ impl Raised {
     pub(crate) fn new(py: Python<'_>, err: PyErr) -> Self {
         let text = crate::handler::describe(py, &err);
         Self { err, text }
+    }
+
+    /// A `RuntimeError` made without the GIL, for a call that could not reach Python.
+    pub(crate) fn message(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self {
+            err: pyo3::exceptions::PyRuntimeError::new_err(text.clone()),
+            text: format!("RuntimeError: {text}"),
+        }
     }
 
     /// A core error of `kind` whose message is `context: <type>: <message>`.

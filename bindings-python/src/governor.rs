@@ -8,23 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDelta, PyString};
 
 use crate::client::{PyCancellationToken, PyClient};
-use crate::convert;
+use crate::convert::{self, Time};
 use crate::error::IntoPyResult as _;
 use crate::retry::PyRetryPolicy;
 use crate::runtime;
-
-/// A time from the core, as an aware `datetime` in UTC.
-struct Time(jetjobs::Timestamp);
-
-impl<'py> IntoPyObject<'py> for Time {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        convert::datetime(py, &self.0)
-    }
-}
 
 /// A held slot of a governor; `release()` gives it back.
 #[pyclass(module = "jetjobs._native", name = "Lease", frozen)]

@@ -3,6 +3,7 @@
 //! none holds engine logic (routing, concurrency, retries, deadlines, signatures and dependencies
 //! are all the core's).
 
+mod callback;
 mod client;
 mod convert;
 mod dev_server;
@@ -14,6 +15,7 @@ mod kv;
 mod log;
 mod metrics;
 mod mux;
+mod pool;
 mod priority;
 mod queue;
 mod queue_handle;
@@ -22,6 +24,7 @@ mod retry;
 mod runtime;
 mod scheduler;
 mod signing;
+mod supervisor;
 mod task;
 mod trace;
 mod worker;
@@ -86,10 +89,17 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<governor::PyGovernor>()?;
     m.add_class::<governor::PyLease>()?;
     m.add_class::<governor::PyGovernorManager>()?;
+    m.add_class::<pool::PyPoolNode>()?;
+    m.add_class::<pool::PyPoolMember>()?;
+    m.add_class::<pool::PyPoolJob>()?;
+    m.add_class::<pool::PyJobPlan>()?;
+    m.add_class::<pool::PyTicker>()?;
+    supervisor::register(m)?;
 
     m.add_function(wrap_pyfunction!(new_id, m)?)?;
     m.add_function(wrap_pyfunction!(is_valid_name, m)?)?;
     m.add_function(wrap_pyfunction!(is_final_state, m)?)?;
+    m.add_function(wrap_pyfunction!(pool::pool_worker_index, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::render_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(log::refresh_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(log::log_stats, m)?)?;

@@ -59,6 +59,14 @@ impl PyRetryPolicy {
         }
     }
 
+    /// The same `delay` before every try (runutil's `StaticBackoff`; whole milliseconds).
+    #[staticmethod]
+    fn fixed(delay: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Self {
+            inner: jetjobs::RetryPolicy::fixed(convert::duration(delay)?),
+        })
+    }
+
     /// `steps` intervals from `min` towards `max` in equal steps, with asyncjobs' jitter.
     #[staticmethod]
     fn linear(

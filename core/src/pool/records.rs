@@ -34,12 +34,12 @@ pub(crate) const SHUTDOWN_KEY: &str = "control.shutdown";
 
 /// The bucket of pool `pool`.
 pub(crate) fn bucket(pool: &str) -> String {
-    format!("JETJOBS_POOL_{pool}")
+    crate::wire::names::pool_bucket(pool)
 }
 
 /// The subject a node answers notifications on.
 pub(crate) fn notify_subject(pool: &str, node: &str) -> String {
-    format!("JETJOBS.pool.{pool}.notify.{node}")
+    crate::wire::names::pool_notify_subject(pool, node)
 }
 
 pub(crate) fn job_kv_key(key: &str) -> String {

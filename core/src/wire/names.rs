@@ -43,6 +43,16 @@ pub(crate) fn event_subject(kind: &str, id: &str) -> String {
     format!("CHORIA_AJ.E.{kind}.{id}")
 }
 
+/// The KV bucket of keyed job pool `pool` (jetjobs only; see `docs/pool-wire.md`).
+pub(crate) fn pool_bucket(pool: &str) -> String {
+    format!("JETJOBS_POOL_{pool}")
+}
+
+/// The subject a pool node answers notifications for its jobs on.
+pub(crate) fn pool_notify_subject(pool: &str, node: &str) -> String {
+    format!("JETJOBS.pool.{pool}.notify.{node}")
+}
+
 /// Acknowledgement bodies, exactly as asyncjobs sends them.
 pub(crate) mod ack {
     /// Done: the item is removed.
