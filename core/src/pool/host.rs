@@ -142,17 +142,17 @@ async fn watch_loop(
                     view.shutdown
                 };
                 inner.changed.notify_waiters();
-                if shutdown && !inner.shut_down.swap(true, Ordering::SeqCst) {
+                if shutdown && !inner.shutdown_seen.swap(true, Ordering::SeqCst) {
                     let i = inner.clone();
                     tokio::spawn(async move { shut_down_here(&i).await });
                 }
             }
-            Some(Err(e)) if stop.is_cancelled() || inner.shut_down.load(Ordering::SeqCst) => {
+            Some(Err(e)) if stop.is_cancelled() || inner.shutdown_seen.load(Ordering::SeqCst) => {
                 tracing::debug!(error = %e, "pool watch ended");
                 return Ok(());
             }
             Some(Err(e)) => return Err(e),
-            None if stop.is_cancelled() || inner.shut_down.load(Ordering::SeqCst) => {
+            None if stop.is_cancelled() || inner.shutdown_seen.load(Ordering::SeqCst) => {
                 return Ok(());
             }
             None => return Err(Error::new(ErrorKind::Closed, "the pool watch ended")),
@@ -195,7 +195,7 @@ fn action_key(action: &Action) -> &str {
 
 /// Decides what this node should do now; marks each chosen key busy.
 fn plan(inner: &Inner) -> Vec<Action> {
-    if inner.shut_down.load(Ordering::SeqCst) {
+    if inner.shutdown_seen.load(Ordering::SeqCst) {
         return Vec::new();
     }
     let view = inner.view();
@@ -204,13 +204,25 @@ fn plan(inner: &Inner) -> Vec<Action> {
         return Vec::new();
     }
     let now = Instant::now();
+    // Fencing runs here, on the reconciliation tick, so that a hung refresh cannot delay it.
+    let limit = inner.options.worker_ttl.mul_f64(FENCE_AFTER);
+    for w in local.workers.values_mut() {
+        if !w.fenced && w.refreshed.elapsed() > limit {
+            tracing::warn!(worker = w.record.id, pool = %inner.pool, "a pool worker lost its lease; stopping its jobs");
+            w.fenced = true;
+        }
+    }
     let mut actions = Vec::new();
     let mut stray = Vec::new();
     for (key, running) in &local.running {
         let still_ours = view
             .jobs
             .get(key)
-            .is_some_and(|(r, _)| r.owner == running.worker);
+            .is_some_and(|(r, _)| r.owner == running.worker)
+            && local
+                .workers
+                .get(&running.worker)
+                .is_some_and(|w| !w.fenced);
         if !still_ours && !local.busy.contains(key) {
             stray.push(key.clone());
         }
@@ -423,14 +435,13 @@ async fn reply(inner: &Inner, subject: &str, error: Option<&Error>) {
     }
 }
 
-/// Refreshes the node's and the workers' keys every quarter TTL; a worker whose key went
-/// unrefreshed for [`FENCE_AFTER`] of the TTL stops its jobs.
+/// Refreshes the node's and the workers' keys every quarter TTL (reconciliation fences a worker
+/// whose key went unrefreshed for [`FENCE_AFTER`] of the TTL).
 async fn keepalive_loop(
     inner: Arc<Inner>,
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<()> {
     let ttl = inner.options.worker_ttl;
-    let mut node_refreshed = Instant::now();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -441,7 +452,6 @@ async fn keepalive_loop(
             .node_revision
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let sent = Instant::now();
         match refresh(
             &inner,
             &node_key,
@@ -455,11 +465,9 @@ async fn keepalive_loop(
                     .node_revision
                     .lock()
                     .unwrap_or_else(|e| e.into_inner()) = revision;
-                node_refreshed = sent;
             }
             Err(e) => tracing::warn!(error = %e, pool = %inner.pool, "refreshing the pool node"),
         }
-        let _ = node_refreshed;
         let workers: Vec<(String, WorkerRecord, u64)> = inner
             .local()
             .workers
@@ -483,46 +491,38 @@ async fn keepalive_loop(
                 Err(e) => tracing::warn!(error = %e, worker = id, "refreshing a pool worker"),
             }
         }
-        fence(&inner).await;
     }
 }
 
 /// Extends a key's TTL; recreates it if it expired meanwhile.
 async fn refresh(inner: &Inner, key: &str, value: Bytes, revision: u64) -> Result<u64> {
-    let ttl = inner.options.worker_ttl;
-    match inner
-        .kv
-        .update_with_ttl(key, value.clone(), revision, ttl)
-        .await
-    {
-        Err(e) if e.kind() == ErrorKind::RevisionMismatch => {
-            inner.kv.create_with_ttl(key, value, ttl).await
-        }
-        other => other,
-    }
+    // A refresh that takes longer than this is as good as lost; the next one comes soon.
+    write_lease(inner, key, value, revision, inner.options.worker_ttl / 4).await
 }
 
-async fn fence(inner: &Inner) {
-    let limit = inner.options.worker_ttl.mul_f64(FENCE_AFTER);
-    let fenced: Vec<String> = {
-        let mut local = inner.local();
-        let mut newly = Vec::new();
-        for w in local.workers.values_mut() {
-            if !w.fenced && w.refreshed.elapsed() > limit {
-                w.fenced = true;
-                newly.push(w.record.id.clone());
-            }
+/// Writes a key with the worker TTL, by compare-and-swap or, if it expired, anew.
+async fn write_lease(
+    inner: &Inner,
+    key: &str,
+    value: Bytes,
+    revision: u64,
+    bound: Duration,
+) -> Result<u64> {
+    let ttl = inner.options.worker_ttl;
+    let timed_out = || Error::new(ErrorKind::Timeout, format!("writing {key} timed out"));
+    let updated = tokio::time::timeout(
+        bound,
+        inner.kv.update_with_ttl(key, value.clone(), revision, ttl),
+    )
+    .await
+    .map_err(|_| timed_out())?;
+    match updated {
+        Err(e) if e.kind() == ErrorKind::RevisionMismatch => {
+            tokio::time::timeout(bound, inner.kv.create_with_ttl(key, value, ttl))
+                .await
+                .map_err(|_| timed_out())?
         }
-        local
-            .running
-            .iter()
-            .filter(|(_, r)| newly.contains(&r.worker))
-            .map(|(k, _)| k.clone())
-            .collect()
-    };
-    for key in fenced {
-        tracing::warn!(key, pool = %inner.pool, "stopping a pool job: its worker lost its lease");
-        stop_here(inner, &key).await;
+        other => other,
     }
 }
 
@@ -637,7 +637,14 @@ pub(crate) async fn leave(inner: &Arc<Inner>, ids: &[String]) -> Result<()> {
     let mut last = 0;
     for (id, record, revision) in &marked {
         let key = format!("{}{id}", records::WORKERS);
-        let revision = refresh(inner, &key, records::encode(record)?, *revision).await?;
+        let revision = write_lease(
+            inner,
+            &key,
+            records::encode(record)?,
+            *revision,
+            inner.options.dispatch_timeout,
+        )
+        .await?;
         last = last.max(revision);
         if let Some(w) = inner.local().workers.get_mut(id) {
             w.record.leaving = true;
@@ -719,6 +726,7 @@ async fn shut_down_here(inner: &Arc<Inner>) {
     if let Err(e) = inner.kv.delete(&node_key, None).await {
         tracing::debug!(error = %e, "removing the pool node's key");
     }
+    inner.shut_down.store(true, Ordering::SeqCst);
     inner.changed.notify_waiters();
     // The node that asked keeps watching until every other node has left.
     if !inner.shutting_down.load(Ordering::SeqCst) {

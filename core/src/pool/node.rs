@@ -54,6 +54,9 @@ pub(crate) struct Inner {
     /// Stops this node's loops.
     pub(crate) stop: CancellationToken,
     pub(crate) closed: AtomicBool,
+    /// The pool's shutdown flag was seen: this node stops its jobs and leaves.
+    pub(crate) shutdown_seen: AtomicBool,
+    /// ... and has done so.
     pub(crate) shut_down: AtomicBool,
     /// This node asked for the shutdown.
     pub(crate) shutting_down: AtomicBool,
@@ -72,7 +75,7 @@ impl Inner {
     }
 
     fn ensure_open(&self) -> Result<()> {
-        if self.shut_down.load(Ordering::SeqCst) {
+        if self.shutdown_seen.load(Ordering::SeqCst) {
             return Err(Error::new(
                 ErrorKind::Closed,
                 format!("pool {} is shut down", self.pool),
@@ -155,6 +158,7 @@ impl PoolNode {
             local: Mutex::new(Local::default()),
             stop: CancellationToken::new(),
             closed: AtomicBool::new(false),
+            shutdown_seen: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             node_record,
@@ -480,7 +484,7 @@ impl PoolNode {
         self.inner.closed.load(Ordering::SeqCst) || self.is_shutdown()
     }
 
-    /// True once the pool shut down.
+    /// True once the pool shut down: this node stopped its jobs and left.
     pub fn is_shutdown(&self) -> bool {
         self.inner.shut_down.load(Ordering::SeqCst)
     }
