@@ -73,8 +73,8 @@ pub use log_forwarding::{LogRecord, LogSink, LogStats, forward_logs, log_stats, 
 pub use metrics::render_metrics;
 pub use mux::{Middleware, Mux, chain};
 pub use pool::{
-    JobHandler, JobPlan, JobProducer, MAX_JOB_KEY_LEN, PoolJob, PoolMember, PoolNode, PoolOptions,
-    Ticker, pool_worker_index,
+    JobHandler, JobPlan, JobProducer, MAX_JOB_KEY_LEN, PoolJob, PoolJobInfo, PoolMember, PoolNode,
+    PoolOptions, PoolSnapshot, Ticker, inspect_pool, pool_worker_index,
 };
 pub use queue::{
     DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_RUN_TIME, DEFAULT_QUEUE_NAME, MAX_QUEUE_NAME_LEN, Queue,

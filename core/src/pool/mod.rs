@@ -17,6 +17,7 @@
 
 mod hash;
 mod host;
+mod inspect;
 mod node;
 pub(crate) mod records;
 mod schedule;
@@ -32,6 +33,7 @@ use crate::error::Result;
 use crate::wire::Timestamp;
 
 pub use hash::pool_worker_index;
+pub use inspect::{PoolJobInfo, PoolSnapshot, inspect_pool};
 pub use node::PoolNode;
 pub use records::MAX_JOB_KEY_LEN;
 pub use ticker::Ticker;

@@ -502,7 +502,7 @@ impl PoolNode {
     }
 }
 
-fn member(id: &str, node: &str, created_ns: i64) -> PoolMember {
+pub(crate) fn member(id: &str, node: &str, created_ns: i64) -> PoolMember {
     PoolMember {
         id: id.to_string(),
         node: node.to_string(),

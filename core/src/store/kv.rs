@@ -239,6 +239,16 @@ impl Kv {
             .map_err(|e| self.update_error(key, e))
     }
 
+    /// The bucket's latest revision (0 when empty).
+    pub(crate) async fn last_revision(&self) -> Result<u64> {
+        let status = self
+            .store
+            .status()
+            .await
+            .map_err(|e| self.error("reading the status", e))?;
+        Ok(status.info.state.last_sequence)
+    }
+
     /// Current keys.
     pub async fn keys(&self) -> Result<Vec<String>> {
         let mut keys = self
