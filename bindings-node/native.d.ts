@@ -14,6 +14,8 @@ export declare class CancellationToken {
   constructor()
   cancel(): void
   get isCancelled(): boolean
+  /** Resolves once the token is cancelled (at once if it is already). */
+  cancelled(): Promise<void>
 }
 
 /** A connected client; `close()` lets go of the connection. */
@@ -318,6 +320,56 @@ export declare class Mux {
   routeFor(taskType: string): string | null
 }
 
+/** This process's membership of one pool (`jetjobs::PoolNode`). */
+export declare class PoolNode {
+  /** Joins pool `pool` (creating its bucket on first use). */
+  static join(client: Client, pool: string, options?: PoolOptions | undefined | null): Promise<PoolNode>
+  /** The pool name. */
+  get pool(): string
+  /** This node's id. */
+  get id(): string
+  /**
+   * Adds a worker running the jobs routed to it with `start` and `stop` (and `notify`, if
+   * given); `InvalidOption` on a client-only node.
+   */
+  addWorker(start: (job: PoolJob) => Promise<void>, stop: (key: string) => Promise<void>, notify?: ((key: string, payload: Buffer) => Promise<void>) | undefined | null): Promise<PoolMember>
+  /** Removes worker `id` of this node, handing its jobs to the other workers first. */
+  removeWorker(id: string): Promise<void>
+  /** Starts job `key` on the worker it hashes to; resolves once that worker started it. */
+  dispatchJob(key: string, payload: Buffer): Promise<void>
+  /** Stops job `key` wherever it runs and forgets it. */
+  stopJob(key: string): Promise<void>
+  /** Delivers `payload` to the notification handler of the worker running `key`. */
+  notifyWorker(key: string, payload: Buffer): Promise<void>
+  /** Keys of the jobs in the pool (not those being stopped), sorted. */
+  jobKeys(): Array<string>
+  /** The payload of job `key`: null if there is no such job, empty if it has none. */
+  jobPayload(key: string): Promise<Buffer | null>
+  /** This node's workers. */
+  workers(): Array<PoolMember>
+  /** Every live worker of the pool, oldest first (the order jobs hash over). */
+  poolWorkers(): Array<PoolMember>
+  /** Every live node of the pool, client-only ones included, oldest first. */
+  nodes(): Array<PoolMember>
+  /** Which worker runs each job, by job key (`""` while a job has no worker). */
+  jobOwners(): Record<string, string>
+  /** Leaves the pool: this node's jobs are handed to the other workers. */
+  close(): Promise<void>
+  /** Stops every job on every node and removes the pool. */
+  shutdown(): Promise<void>
+  /** True once this node closed (or the pool shut down). */
+  get isClosed(): boolean
+  /** True once the pool shut down. */
+  get isShutdown(): boolean
+  /** Opens the pool-wide ticker `name`: each tick reaches one of the nodes that opened it. */
+  newTicker(name: string, everyMs: number): Promise<Ticker>
+  /**
+   * Runs `plan()` now, then every `everyMs` on one of the nodes that scheduled `name`; its
+   * plan's jobs are started and the ones it drops stopped. A plan of null ends the schedule.
+   */
+  schedule(name: string, everyMs: number, plan: () => Promise<JobPlan | null>): Promise<void>
+}
+
 /**
  * Which waiting task gets a freed handler slot when several queues have some; see
  * `jetjobs::Priority`. Queues are checked against the consumed ones when the worker runs
@@ -406,6 +458,8 @@ export declare class RetryPolicy {
   static intervals(intervalsMs: Array<number>, jitter: number): RetryPolicy
   /** `initialMs · 2ⁿ`, capped at `maxMs`, with up to `jitter · d` taken off at random. */
   static exponential(initialMs: number, maxMs: number, jitter: number): RetryPolicy
+  /** The same delay every time: `delayMs` (runutil's `StaticBackoff`, for `supervisor.retry`). */
+  static fixed(delayMs: number): RetryPolicy
   /** choria's `backoff.FiveSec`: 0.5 s up to 5 s, each jittered by ±50 %. */
   static fiveSec(): RetryPolicy
   /** choria's `backoff.FiveSecStartGrace`: like `fiveSec`, with a few quick first tries. */
@@ -474,6 +528,48 @@ export declare class StorageAdmin {
   tasksInfo(): Promise<TasksInfo>
   /** Deletes a task document (its work item, if any, is terminated when delivered). */
   deleteTask(id: string): Promise<void>
+}
+
+/** Work that runs once (`jetjobs::supervisor::Job`). */
+export declare class SupervisedJob {
+  /** A job whose every run calls `run(token)`. */
+  static fromFunction(run: (token: CancellationToken) => Promise<void>): SupervisedJob
+  /**
+   * Runs `job` until it succeeds, waiting `backoff` after each failure; cancelled first, it
+   * fails with `Closed`.
+   */
+  static retry(job: SupervisedJob, backoff: RetryPolicy): SupervisedJob
+}
+
+/** A service that runs until its token is cancelled (`jetjobs::supervisor::Worker`). */
+export declare class SupervisedWorker {
+  /** A worker whose every run calls `run(token)`. */
+  static fromFunction(run: (token: CancellationToken) => Promise<void>): SupervisedWorker
+  /**
+   * Runs `job` every `everyMs` (start to start), first at once with `startImmediately`; a job
+   * error ends the worker.
+   */
+  static repeat(everyMs: number, job: SupervisedJob, startImmediately: boolean): SupervisedWorker
+  /** Runs `worker` again whenever it returns, after `backoff` when it failed; never fails. */
+  static retry(worker: SupervisedWorker, backoff: RetryPolicy): SupervisedWorker
+  /** Runs `job` at most once per `everyMs` (whole seconds) across every process using `name`. */
+  static distributedRepeat(client: Client, name: string, everyMs: number, job: SupervisedJob): Promise<SupervisedWorker>
+}
+
+/**
+ * Named workers run together, each optionally restarted with backoff, each with a health
+ * (`jetjobs::supervisor::WorkerGroup`).
+ */
+export declare class SupervisedWorkerGroup {
+  constructor()
+  /** Adds a worker that ends the group when it returns. */
+  add(name: string, worker: SupervisedWorker): void
+  /** Adds a worker restarted after `backoff` whenever it fails. */
+  addWithRetry(name: string, worker: SupervisedWorker, backoff: RetryPolicy): void
+  /** Every worker's health, in the order they were added. */
+  health(): Array<WorkerHealth>
+  /** Runs every worker until `cancel` fires or one without retry returns. */
+  run(cancel: CancellationToken): Promise<void>
 }
 
 /** A unit of work as stored (the asyncjobs task document). */
@@ -604,6 +700,16 @@ export declare class TaskVerifier {
   toHex(): string
   /** Checks `task`'s signature; an unsigned task passes only when `optional` is set. */
   verify(task: Task, optional?: boolean | undefined | null): void
+}
+
+/** Ticks of a pool-wide ticker delivered to this node (`jetjobs::Ticker`). */
+export declare class Ticker {
+  /** The next tick delivered here, in ms since the epoch; null once the ticker stopped. */
+  next(): Promise<number | null>
+  /** Stops the ticker on every node. */
+  stop(): Promise<void>
+  /** Stops this node's share of the ticker; the others keep ticking. */
+  close(): void
 }
 
 /** Runs JS handlers for tasks of one or more queues (`jetjobs::Worker`), for one `run`. */
@@ -762,6 +868,16 @@ export declare function isFinalState(state: string): boolean
 /** True if `name` is usable as a task type or id (`^[a-zA-Z0-9_:-]+$`). */
 export declare function isValidName(name: string): boolean
 
+/** What a schedule's producer wants running (`jetjobs::JobPlan`). */
+export interface JobPlan {
+  /** Jobs to start (a key already running counts as started). */
+  start?: Array<PlannedJob>
+  /** Keys to stop; ignored with `stopAll`. */
+  stop?: Array<string>
+  /** Stop every job this schedule started that is not in `start`. */
+  stopAll?: boolean
+}
+
 /**
  * How a bucket is created when it does not exist yet (`jetjobs::KvBucket`); an existing bucket
  * is used as it is.
@@ -823,6 +939,56 @@ export interface LogStats {
 
 /** A new KSUID, as task ids are. */
 export declare function newId(): string
+
+/** A job a plan starts. */
+export interface PlannedJob {
+  key: string
+  payload?: Buffer
+}
+
+/** A job handed to a worker's start handler (`jetjobs::PoolJob`). */
+export interface PoolJob {
+  key: string
+  /** The payload given to `dispatchJob` (empty if none). */
+  payload: Buffer
+  /** Raised on every change of owner: a later start of the key has a higher generation. */
+  generation: number
+  /** The worker starting it. */
+  worker: string
+  /** The node that dispatched it. */
+  node: string
+  /** When it was dispatched, in ms since the epoch. */
+  createdAtMs: number
+}
+
+/** A worker or a node as the pool lists it (`jetjobs::PoolMember`). */
+export interface PoolMember {
+  id: string
+  /** The node it belongs to (a node's own id for a node). */
+  node: string
+  /** When it joined, in ms since the epoch. */
+  createdAtMs: number
+}
+
+/**
+ * How a node takes part in a pool (`jetjobs::PoolOptions`); absent fields keep the core's
+ * defaults.
+ */
+export interface PoolOptions {
+  /** A worker whose key is not refreshed for this long is dead (whole seconds, at least 1 s). */
+  workerTtlMs?: number
+  /** How long after a worker's key expired its jobs wait before another worker claims them. */
+  graceMs?: number
+  /** How long `dispatchJob`, `stopJob` and `notifyWorker` wait for the worker. */
+  dispatchTimeoutMs?: number
+  /** How long `close` and `shutdown` wait for jobs to stop. */
+  shutdownTimeoutMs?: number
+  /** Only dispatch: host no workers. */
+  clientOnly?: boolean
+}
+
+/** The index of the worker that owns `key` among `workers` live workers (sorted by creation). */
+export declare function poolWorkerIndex(key: string, workers: number): number
 
 /** A queue's settings and item counts. */
 export interface QueueInfo {
@@ -904,6 +1070,33 @@ export declare function setLogLevel(level: 'error' | 'warn' | 'info' | 'debug' |
  */
 export declare function setLogSink(level: 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off', log: (level: 'error' | 'warn' | 'info' | 'debug' | 'trace', message: string) => void): void
 
+/**
+ * runutil's `Backoff.Duration`: 0 for attempt 0, then `policy`'s delay, in ms. `attempt` is a
+ * whole number of at least 0 (`InvalidOption` otherwise); beyond 2^32 - 1 it counts as that.
+ */
+export declare function supervisorBackoffDelayMs(policy: RetryPolicy, attempt: number): number
+
+export declare function supervisorConstants(): SupervisorConstants
+
+/** The supervisor's constants. */
+export interface SupervisorConstants {
+  /** The least time `retry` waits before restarting a worker. */
+  minRestartDelayMs: number
+  /** A named worker running this long without returning is healthy. */
+  healthyAfterMs: number
+  /** The KV bucket of `distributedRepeat`'s period claims. */
+  repeatBucket: string
+}
+
+/** Runs every job and waits for all of them. */
+export declare function supervisorRunAllJobs(cancel: CancellationToken, jobs: Array<SupervisedJob>): Promise<void>
+
+/** Runs every worker until all have returned; the first to return stops the others. */
+export declare function supervisorRunAllWorkers(cancel: CancellationToken, workers: Array<SupervisedWorker>): Promise<void>
+
+/** Sleeps `ms` unless `cancel` fires first: true if the whole time passed. */
+export declare function supervisorWait(cancel: CancellationToken, ms: number): Promise<boolean>
+
 /** A successful handler's stored outcome. */
 export interface TaskResult {
   /** What the handler returned. */
@@ -981,3 +1174,9 @@ export declare function validateTaskType(taskType: string): void
 
 /** The jetjobs version. */
 export declare function version(): string
+
+/** One named worker's health in a `SupervisedWorkerGroup`. */
+export interface WorkerHealth {
+  name: string
+  health: 'starting' | 'ok' | 'failing'
+}

@@ -98,6 +98,23 @@ test('the README "More in Node: schedules" block compiles under --strict and run
   ])
 })
 
+test('the README "Long-running work in Node" block compiles under --strict and runs as written', async () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const section = readme.split('\n## Long-running work in Node: supervised workers, a keyed job pool\n')[1]
+  assert.ok(section, 'README has a "Long-running work in Node" section')
+  const block = section.match(/```ts\n([\s\S]*?)```/)
+  assert.ok(block, 'the section has a ```ts block')
+  const dir = join(out, 'readme-long')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'long.mts'), block[1])
+  await compile([join(dir, 'long.mts')], join(dir, 'out'))
+  const { stdout } = await run(process.execPath, [join(dir, 'out', 'long.mjs')], {
+    env: { ...process.env, NATS_URL: server.url },
+    timeout: 60_000,
+  })
+  assert.deepEqual(stdout.trim().split('\n'), ['supervisor: 3 runs', 'pool: a,b,c', 'pool: a got reload', 'pool: shut down'])
+})
+
 test('examples/node/quickstart.mts is the README quick start', () => {
   const file = readFileSync(join(root, 'examples', 'node', 'quickstart.mts'), 'utf8')
   assert.equal(file.replace(/^\/\/ SPDX-License-Identifier: .*\n/, ''), readmeQuickStart())

@@ -32,6 +32,10 @@ export class RetryPolicy {
       callSync(() => native.RetryPolicy.exponential(options.initialMs, options.maxMs, options.jitter ?? 0)),
     )
   }
+  /** The same `delayMs` every time (runutil's `StaticBackoff`, e.g. for `supervisor.retry`). */
+  static fixed(delayMs: number): RetryPolicy {
+    return new RetryPolicy(callSync(() => native.RetryPolicy.fixed(delayMs)))
+  }
   /** choria's `backoff.FiveSec`: 0.5 s up to 5 s, each jittered by ±50 % (for `Governor`). */
   static fiveSec(): RetryPolicy {
     return new RetryPolicy(native.RetryPolicy.fiveSec())

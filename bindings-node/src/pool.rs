@@ -155,8 +155,13 @@ impl From<JobPlan> for jetjobs::JobPlan {
 
 type StartFn = ThreadsafeFunction<PoolJob, Promise<()>, PoolJob, Status, false>;
 type StopFn = ThreadsafeFunction<String, Promise<()>, String, Status, false>;
-type NotifyFn =
-    ThreadsafeFunction<FnArgs<(String, Buffer)>, Promise<()>, FnArgs<(String, Buffer)>, Status, false>;
+type NotifyFn = ThreadsafeFunction<
+    FnArgs<(String, Buffer)>,
+    Promise<()>,
+    FnArgs<(String, Buffer)>,
+    Status,
+    false,
+>;
 type PlanFn = ThreadsafeFunction<(), Promise<Option<JobPlan>>, (), Status, false>;
 
 /// A failed JS handler as a core error; only its message travels (to the dispatcher, the log).
@@ -174,7 +179,10 @@ async fn settle<T: napi::bindgen_prelude::FromNapiValue + 'static>(
     call: impl std::future::Future<Output = napi::Result<Promise<T>>>,
 ) -> jetjobs::Result<T> {
     // `call_async_catch`: a synchronous throw becomes an `Err`, never a fatal exception.
-    call.await.map_err(handler_failed)?.await.map_err(handler_failed)
+    call.await
+        .map_err(handler_failed)?
+        .await
+        .map_err(handler_failed)
 }
 
 /// The JS `start` and `stop` functions of a worker's handler.
@@ -342,7 +350,11 @@ impl PoolNode {
 
     /// Stops job `key` wherever it runs and forgets it.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn stop_job<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn stop_job<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let node = self.inner.clone();
         promise(env, async move { node.stop_job(&key).await }, |()| ())
     }
@@ -513,7 +525,8 @@ pub fn pool_worker_index(env: &Env, key: String, workers: f64) -> napi::Result<u
     let n = check(env, crate::error::integer("workers", workers))?;
     let n = check(
         env,
-        usize::try_from(n).map_err(|_| invalid_option(format!("workers must not be negative, got {n}"))),
+        usize::try_from(n)
+            .map_err(|_| invalid_option(format!("workers must not be negative, got {n}"))),
     )?;
     Ok(u32::try_from(jetjobs::pool_worker_index(&key, n)).unwrap_or(u32::MAX))
 }

@@ -52,7 +52,10 @@ pub struct SupervisedWorker {
 #[napi]
 impl SupervisedWorker {
     /// A worker whose every run calls `run(token)`.
-    #[napi(factory, ts_args_type = "run: (token: CancellationToken) => Promise<void>")]
+    #[napi(
+        factory,
+        ts_args_type = "run: (token: CancellationToken) => Promise<void>"
+    )]
     pub fn from_function(run: RunFn) -> Self {
         let run = Arc::new(run);
         Self {
@@ -112,7 +115,10 @@ pub struct SupervisedJob {
 #[napi]
 impl SupervisedJob {
     /// A job whose every run calls `run(token)`.
-    #[napi(factory, ts_args_type = "run: (token: CancellationToken) => Promise<void>")]
+    #[napi(
+        factory,
+        ts_args_type = "run: (token: CancellationToken) => Promise<void>"
+    )]
     pub fn from_function(run: RunFn) -> Self {
         let run = Arc::new(run);
         Self {
