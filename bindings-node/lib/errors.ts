@@ -87,6 +87,8 @@ export class JobExistsError extends JetJobsError { readonly code = 'ERR_JOB_EXIS
 export class JobNotFoundError extends JetJobsError { readonly code = 'ERR_JOB_NOT_FOUND'; readonly kind = 'JobNotFound' }
 /** A pool worker's start handler refused the job. */
 export class JobStartFailedError extends JetJobsError { readonly code = 'ERR_JOB_START_FAILED'; readonly kind = 'JobStartFailed' }
+/** A user callback (a supervised worker or job, a pool handler or plan) raised or threw. */
+export class CallbackFailedError extends JetJobsError { readonly code = 'ERR_CALLBACK_FAILED'; readonly kind = 'CallbackFailed' }
 
 type ErrorClass = new (message: string, options?: ErrorOptions) => JetJobsError
 
@@ -141,6 +143,7 @@ const errorClasses: { readonly [C in ErrorCode]: ErrorClass } = {
   ERR_JOB_EXISTS: JobExistsError,
   ERR_JOB_NOT_FOUND: JobNotFoundError,
   ERR_JOB_START_FAILED: JobStartFailedError,
+  ERR_CALLBACK_FAILED: CallbackFailedError,
 }
 
 /** Every error code, in the core's order (from the addon), for exhaustive checks. */

@@ -58,6 +58,7 @@ export {
   JobExistsError,
   JobNotFoundError,
   JobStartFailedError,
+  CallbackFailedError,
   ERROR_CODES,
   TerminateTask,
   type ErrorCode,

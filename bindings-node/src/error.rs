@@ -118,6 +118,8 @@ pub enum ErrorCode {
     JobNotFound,
     #[napi(value = "ERR_JOB_START_FAILED")]
     JobStartFailed,
+    #[napi(value = "ERR_CALLBACK_FAILED")]
+    CallbackFailed,
 }
 
 impl From<ErrorKind> for ErrorCode {
@@ -174,6 +176,7 @@ impl From<ErrorKind> for ErrorCode {
             ErrorKind::JobExists => ErrorCode::JobExists,
             ErrorKind::JobNotFound => ErrorCode::JobNotFound,
             ErrorKind::JobStartFailed => ErrorCode::JobStartFailed,
+            ErrorKind::CallbackFailed => ErrorCode::CallbackFailed,
         }
     }
 }
@@ -207,10 +210,10 @@ impl fmt::Display for Thrown {
 
 impl std::error::Error for Thrown {}
 
-/// The core error for a failed JS callback: kind `TaskFailed`, `what` plus the thrown value's
+/// The core error for a failed JS callback: kind `CallbackFailed`, `what` plus the thrown value's
 /// message as its message, and the thrown value itself kept for [`js_error`].
 pub(crate) fn thrown(what: &str, e: napi::Error) -> jetjobs::Error {
-    jetjobs::Error::with_source(ErrorKind::TaskFailed, what, Thrown(e))
+    jetjobs::Error::with_source(ErrorKind::CallbackFailed, what, Thrown(e))
 }
 
 /// The JS value a core error carries from a JS callback ([`thrown`]), if it carries one.

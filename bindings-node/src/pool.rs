@@ -171,7 +171,7 @@ fn handler_failed(e: napi::Error) -> jetjobs::Error {
     } else {
         e.reason
     };
-    jetjobs::Error::new(ErrorKind::TaskFailed, message)
+    jetjobs::Error::new(ErrorKind::CallbackFailed, message)
 }
 
 /// Awaits one call of a JS function returning a promise.

@@ -46,7 +46,10 @@ impl LoopRef {
     }
 
     fn get(&self) -> Option<TaskLocals> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -109,8 +112,9 @@ impl Callback {
     where
         A: for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>> + Send + 'static,
     {
-        let args = runtime::attach(|py| args(py).map(Bound::unbind).map_err(|e| Raised::new(py, e)))
-            .unwrap_or_else(|| Err(exiting()))?;
+        let args =
+            runtime::attach(|py| args(py).map(Bound::unbind).map_err(|e| Raised::new(py, e)))
+                .unwrap_or_else(|| Err(exiting()))?;
         if self.is_async {
             return self.on_loop(Work::Call(self.callable.clone(), args)).await;
         }

@@ -212,3 +212,8 @@ pub(crate) fn duration(obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
 pub(crate) fn timedelta(py: Python<'_>, d: Duration) -> PyResult<Bound<'_, PyDelta>> {
     d.into_pyobject(py)
 }
+
+/// `None` for an awaitable with nothing to return: pyo3 would turn `()` into an empty tuple.
+pub(crate) fn none(result: PyResult<()>) -> PyResult<Option<()>> {
+    result.map(|()| None)
+}

@@ -92,6 +92,7 @@ kinds! {
     JobExists: "A pool job with that key is already running.",
     JobNotFound: "No pool job with that key.",
     JobStartFailed: "A pool worker's start handler refused the job.",
+    CallbackFailed: "A user callback (a supervised worker or job, a pool handler or plan) raised or threw.",
 }
 
 /// The exception for a core error, with the core's message and its source chained as `__cause__`.

@@ -133,27 +133,37 @@ impl PyPoolNode {
     /// Removes worker `id` of this node; its jobs move to the other workers first.
     fn remove_worker<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
         let node = self.live()?;
-        runtime::future_into_py(py, async move { node.remove_worker(&id).await.py() })
+        runtime::future_into_py(py, async move {
+            convert::none(node.remove_worker(&id).await.py())
+        })
     }
 
     /// Starts job `key` on the worker it hashes to; returns once that worker started it. Raises
     /// `NoWorkers`, `JobExists`, `JobStartFailed` (the start handler raised) or `Timeout`.
-    #[pyo3(signature = (key, payload=None))]
+    #[pyo3(
+        signature = (key, payload=Cow::Borrowed(b"".as_slice())),
+        text_signature = "($self, key, payload=b'')"
+    )]
     fn dispatch_job<'py>(
         &self,
         py: Python<'py>,
         key: String,
-        payload: Option<Cow<'_, [u8]>>,
+        payload: Cow<'_, [u8]>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let node = self.live()?;
-        let payload = payload.map_or_else(Bytes::new, |p| Bytes::copy_from_slice(&p));
-        runtime::future_into_py(py, async move { node.dispatch_job(&key, payload).await.py() })
+        let payload = Bytes::copy_from_slice(&payload);
+        runtime::future_into_py(py, async move {
+            convert::none(node.dispatch_job(&key, payload).await.py())
+        })
     }
 
     /// Stops job `key` wherever it runs and forgets it; `JobNotFound` if there is none.
     fn stop_job<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
         let node = self.live()?;
-        runtime::future_into_py(py, async move { node.stop_job(&key).await.py() })
+        runtime::future_into_py(
+            py,
+            async move { convert::none(node.stop_job(&key).await.py()) },
+        )
     }
 
     /// Delivers `payload` to the notify handler of the worker running job `key`.
@@ -165,7 +175,9 @@ impl PyPoolNode {
     ) -> PyResult<Bound<'py, PyAny>> {
         let node = self.live()?;
         let payload = Bytes::copy_from_slice(&payload);
-        runtime::future_into_py(py, async move { node.notify_worker(&key, payload).await.py() })
+        runtime::future_into_py(py, async move {
+            convert::none(node.notify_worker(&key, payload).await.py())
+        })
     }
 
     /// Keys of the pool's jobs, sorted.
@@ -204,13 +216,13 @@ impl PyPoolNode {
     /// Leaves the pool: this node's jobs stop here and move to the other nodes' workers.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let node = self.live()?;
-        runtime::future_into_py(py, async move { node.close().await.py() })
+        runtime::future_into_py(py, async move { convert::none(node.close().await.py()) })
     }
 
     /// Stops every job on every node and removes the pool.
     fn shutdown<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let node = self.live()?;
-        runtime::future_into_py(py, async move { node.shutdown().await.py() })
+        runtime::future_into_py(py, async move { convert::none(node.shutdown().await.py()) })
     }
 
     /// True once this node closed (or the pool shut down).
@@ -255,7 +267,7 @@ impl PyPoolNode {
         event_loop.bind(callback::running(py)?);
         let planner = Planner(Callback::new(plan, event_loop, "a plan")?);
         runtime::future_into_py(py, async move {
-            node.schedule(&name, every, planner).await.py()
+            convert::none(node.schedule(&name, every, planner).await.py())
         })
     }
 
@@ -289,7 +301,7 @@ struct PyJobHandler {
 
 /// `context: <exception>` as a `JobStartFailed` error carrying the exception.
 fn refused(raised: crate::error::Raised, context: &str) -> jetjobs::Error {
-    raised.into_error(ErrorKind::JobStartFailed, context)
+    raised.into_error(ErrorKind::CallbackFailed, context)
 }
 
 impl jetjobs::JobHandler for PyJobHandler {
@@ -364,7 +376,11 @@ impl jetjobs::JobProducer for Planner {
                         ErrorKind::InvalidOption,
                         format!(
                             "a plan returns a JobPlan or None, not {}",
-                            value.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                            value
+                                .get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
                         ),
                     )),
                 }
@@ -567,7 +583,7 @@ impl PyTicker {
     /// Stops the ticker on every node.
     fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let ticker = self.inner.clone();
-        runtime::future_into_py(py, async move { ticker.stop().await.py() })
+        runtime::future_into_py(py, async move { convert::none(ticker.stop().await.py()) })
     }
 
     /// Stops this node's share of the ticker; the other nodes keep ticking.

@@ -51,7 +51,7 @@ impl PyWorker {
         callback::bind_all(&self.loops, &locals);
         let (worker, cancel) = (self.inner.clone(), cancel.inner.clone());
         runtime::future_into_py_with_locals(py, locals, async move {
-            worker.run(cancel).await.py()
+            convert::none(worker.run(cancel).await.py())
         })
     }
 
@@ -90,7 +90,7 @@ impl PyJob {
         callback::bind_all(&self.loops, &locals);
         let (job, cancel) = (self.inner.clone(), cancel.inner.clone());
         runtime::future_into_py_with_locals(py, locals, async move {
-            job.run_once(cancel).await.py()
+            convert::none(job.run_once(cancel).await.py())
         })
     }
 
@@ -114,7 +114,7 @@ async fn call(
         .call(move |py| (PyCancellationToken { inner: cancel },).into_pyobject(py))
         .await
         .map(drop)
-        .map_err(|raised| raised.into_error(ErrorKind::WorkerExitedPrematurely, context))
+        .map_err(|raised| raised.into_error(ErrorKind::CallbackFailed, context))
 }
 
 /// A `Worker`, or a callable made into one.
@@ -164,7 +164,7 @@ fn run_all_workers<'py>(
     }
     let cancel = cancel.map(|c| c.inner.clone()).unwrap_or_default();
     runtime::future_into_py_with_locals(py, locals, async move {
-        sup::run_all_workers(&cancel, all).await.py()
+        convert::none(sup::run_all_workers(&cancel, all).await.py())
     })
 }
 
@@ -185,7 +185,7 @@ fn run_all_jobs<'py>(
     }
     let cancel = cancel.map(|c| c.inner.clone()).unwrap_or_default();
     runtime::future_into_py_with_locals(py, locals, async move {
-        sup::run_all_jobs(&cancel, all).await.py()
+        convert::none(sup::run_all_jobs(&cancel, all).await.py())
     })
 }
 
@@ -345,7 +345,7 @@ impl PyWorkerGroup {
         };
         let cancel = cancel.map(|c| c.inner.clone()).unwrap_or_default();
         runtime::future_into_py_with_locals(py, locals, async move {
-            group.run(&cancel).await.py()
+            convert::none(group.run(&cancel).await.py())
         })
     }
 
@@ -379,8 +379,6 @@ pub(crate) fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HEALTHY_AFTER", convert::timedelta(py, sup::HEALTHY_AFTER)?)?;
     m.add("REPEAT_BUCKET", sup::REPEAT_BUCKET)?;
     parent.add("supervisor", &m)?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item(NAME, &m)?;
+    py.import("sys")?.getattr("modules")?.set_item(NAME, &m)?;
     Ok(())
 }

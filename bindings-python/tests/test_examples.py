@@ -108,6 +108,29 @@ async def test_readme_more_in_python_ops(nats_url: str, tmp_path: Path) -> None:
     ]
 
 
+async def test_readme_long_running_work_in_python(nats_url: str, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Long-running work in Python:", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    script = tmp_path / "long_running.py"
+    script.write_text(block)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env={**os.environ, "NATS_URL": nats_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, stderr.decode()
+    assert stdout.decode().splitlines() == [
+        "supervisor: 3 runs",
+        "pool: ['a', 'b', 'c']",
+        "pool: a got reload",
+        "pool: shut down",
+    ]
+
+
 async def test_quickstart_example() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -143,6 +143,8 @@ error_kinds! {
     JobNotFound,
     /// A pool worker's start handler refused the job.
     JobStartFailed,
+    /// A user callback (a supervised worker or job, a pool handler or plan) raised or threw.
+    CallbackFailed,
     }
 }
 

@@ -5,13 +5,22 @@ import builtins
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, Union, final
+from typing import Any, Final, Literal, Protocol, Union, final
 
 from typing_extensions import Self, TypeAlias, disjoint_base
+
+from jetjobs._pool import JobHandler
+
+from . import supervisor as supervisor
 
 _Duration: TypeAlias = Union[timedelta, float]
 _Time: TypeAlias = Union[datetime, timedelta, str]
 _Path: TypeAlias = Union[str, os.PathLike[str]]
+
+class _AppLike(Protocol):
+    """An ``App``: anything whose ``client()`` gives its connected :class:`Client`."""
+
+    def client(self) -> Awaitable[Client]: ...
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -25,6 +34,7 @@ __all__ = [
     "RETRY_POLICY_NAMES",
     "TASK_STATE_EVENT_TYPE",
     "AlreadyRunning",
+    "CallbackFailed",
     "CancellationToken",
     "Client",
     "ClientOptions",
@@ -51,6 +61,10 @@ __all__ = [
     "InvalidTaskType",
     "Io",
     "JetJobsError",
+    "JobExists",
+    "JobNotFound",
+    "JobPlan",
+    "JobStartFailed",
     "KeyExists",
     "KeyNotFound",
     "Kv",
@@ -60,14 +74,12 @@ __all__ = [
     "LeaderElectedEvent",
     "Lease",
     "LeaseNotFound",
-    "WorkerExitedPrematurely",
-    "WorkersFailed",
-    "NoWorkers",
-    "JobExists",
-    "JobNotFound",
-    "JobStartFailed",
     "Mux",
+    "NoWorkers",
     "PayloadTooLarge",
+    "PoolJob",
+    "PoolMember",
+    "PoolNode",
     "Priority",
     "Queue",
     "QueueConsumerNotFound",
@@ -103,19 +115,24 @@ __all__ = [
     "TaskVerifier",
     "TasksInfo",
     "TerminateTask",
+    "Ticker",
     "Timeout",
     "TraceContext",
     "UnknownDiscardPolicy",
     "UnknownEventType",
     "UnknownRetryPolicy",
     "Worker",
+    "WorkerExitedPrematurely",
+    "WorkersFailed",
     "__version__",
     "is_final_state",
     "is_valid_name",
     "log_stats",
     "new_id",
+    "pool_worker_index",
     "refresh_log_level",
     "render_metrics",
+    "supervisor",
 ]
 
 __version__: Final[str]
@@ -136,6 +153,7 @@ def is_final_state(state: str) -> bool: ...
 def render_metrics() -> str: ...
 def refresh_log_level() -> None: ...
 def log_stats() -> dict[str, int]: ...
+def pool_worker_index(key: str, workers: int) -> int: ...
 
 class JetJobsError(Exception):
     code: str
@@ -156,7 +174,10 @@ class ScheduleNotFound(JetJobsError): ...
 class GovernorNotFound(JetJobsError): ...
 class LeaseNotFound(JetJobsError): ...
 class WorkerExitedPrematurely(JetJobsError): ...
-class WorkersFailed(JetJobsError): ...
+
+class WorkersFailed(JetJobsError):
+    errors: list[BaseException]
+
 class NoWorkers(JetJobsError): ...
 class JobExists(JetJobsError): ...
 class JobNotFound(JetJobsError): ...
@@ -189,6 +210,7 @@ class KeyExists(JetJobsError): ...
 class KeyNotFound(JetJobsError): ...
 class RevisionMismatch(JetJobsError): ...
 class AlreadyRunning(JetJobsError): ...
+class CallbackFailed(JetJobsError): ...
 class Closed(JetJobsError): ...
 
 @final
@@ -369,6 +391,8 @@ class RetryPolicy:
     def five_sec_start_grace() -> RetryPolicy: ...
     @staticmethod
     def twenty_sec() -> RetryPolicy: ...
+    @staticmethod
+    def fixed(delay: _Duration) -> RetryPolicy: ...
     def delay(self, n: int) -> timedelta: ...
 
 @final
@@ -888,4 +912,103 @@ class DevServer:
     def store_dir(self) -> str | None: ...
     def stop(self) -> None: ...
     def restart(self) -> None: ...
+    def close(self) -> None: ...
+
+@final
+class PoolNode:
+    """A membership of one keyed job pool: dispatch jobs, host workers, tickers, schedules."""
+
+    @staticmethod
+    def join(
+        app_or_client: Client | _AppLike,
+        pool: str,
+        *,
+        worker_ttl: _Duration | None = None,
+        grace: _Duration | None = None,
+        dispatch_timeout: _Duration | None = None,
+        shutdown_timeout: _Duration | None = None,
+        client_only: bool = False,
+    ) -> Awaitable[PoolNode]: ...
+    @property
+    def pool(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    def add_worker(self, handler: JobHandler) -> Awaitable[PoolMember]: ...
+    def remove_worker(self, id: str) -> Awaitable[None]: ...
+    def dispatch_job(self, key: str, payload: bytes = b"") -> Awaitable[None]: ...
+    def stop_job(self, key: str) -> Awaitable[None]: ...
+    def notify_worker(self, key: str, payload: bytes) -> Awaitable[None]: ...
+    def job_keys(self) -> builtins.list[str]: ...
+    def job_payload(self, key: str) -> Awaitable[bytes | None]: ...
+    def workers(self) -> builtins.list[PoolMember]: ...
+    def pool_workers(self) -> builtins.list[PoolMember]: ...
+    def nodes(self) -> builtins.list[PoolMember]: ...
+    def job_owners(self) -> dict[str, str]: ...
+    def close(self) -> Awaitable[None]: ...
+    def shutdown(self) -> Awaitable[None]: ...
+    @property
+    def is_closed(self) -> bool: ...
+    @property
+    def is_shutdown(self) -> bool: ...
+    def new_ticker(self, name: str, every: _Duration) -> Awaitable[Ticker]: ...
+    def schedule(
+        self,
+        name: str,
+        every: _Duration,
+        plan: Callable[[], JobPlan | Awaitable[JobPlan | None] | None],
+    ) -> Awaitable[None]: ...
+
+@final
+class PoolMember:
+    """A worker or a node as the pool lists it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def node(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+@final
+class PoolJob:
+    """A job handed to a worker's start handler."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def worker(self) -> str: ...
+    @property
+    def node(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+@final
+class JobPlan:
+    """What a schedule's plan wants running."""
+
+    def __new__(
+        cls,
+        start: Sequence[tuple[str, bytes]] | None = None,
+        stop: Sequence[str] | None = None,
+        stop_all: bool = False,
+    ) -> Self: ...
+    @property
+    def start(self) -> builtins.list[tuple[str, bytes]]: ...
+    @property
+    def stop(self) -> builtins.list[str]: ...
+    @property
+    def stop_all(self) -> bool: ...
+
+@final
+class Ticker:
+    """Ticks of a pool-wide ticker delivered to this node."""
+
+    def next(self) -> Awaitable[datetime | None]: ...
+    def __aiter__(self) -> Self: ...
+    def __anext__(self) -> Awaitable[datetime]: ...
+    def stop(self) -> Awaitable[None]: ...
     def close(self) -> None: ...
