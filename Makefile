@@ -89,9 +89,28 @@ node-check: ## Node SDK: npm ci (builds the addon) and tsc --strict
 	npm ci --no-audit --no-fund
 	npm run --silent typecheck
 
+# --- Dashboard in a real browser (tests/browser/) ----------------------------------------
+# Debian's chromium (apt-get: CI runs as root; elsewhere through sudo) driven by Playwright for
+# Python, pinned in tests/browser/requirements.txt; no browser is downloaded.
+BROWSER_TOOLS := $(VENV)/.jetjobs-browser-tools
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser-setup: setup $(BROWSER_TOOLS) ## Dashboard browser test: install chromium (apt) and Playwright into .venv
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+$(BROWSER_TOOLS): tests/browser/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/browser/requirements.txt
+	@touch $@
+
+test-browser: browser-setup ## The dashboard in headless Chromium over a real server; screenshots in target/browser-artifacts/
+	cargo build --quiet -p jetjobs-dashboard --examples && cargo build --quiet -p jetjobs-cli
+	$(VENV)/bin/python -m pytest -p no:cacheprovider tests/browser
+
+.PHONY: browser-setup test-browser
+
 # `test` lints through test-python (python-check) and test-node (tsc), not `check`, so the
 # addon is built once.
-test: check-rust test-rust test-examples test-python test-node ## Everything CI runs
+test: check-rust test-rust test-examples test-python test-node test-browser ## Everything CI runs
 
 bench: setup ## Throughput and latency against the server baseline, in one run
 	BENCH_JSON=$(CURDIR)/target/bench.json cargo run --release -p jetjobs-bench

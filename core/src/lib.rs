@@ -52,7 +52,8 @@ pub mod wire;
 mod worker;
 
 pub use client::{
-    Client, ClientOptions, DeadLetterFilter, QueueHandle, ScheduleChange, StorageAdmin, connect,
+    Client, ClientOptions, DeadLetterFilter, QueueHandle, ScheduleChange, StorageAdmin, TaskFilter,
+    connect,
 };
 pub use coord::barrier::{Barrier, JobState};
 pub use coord::governor::{
@@ -80,7 +81,7 @@ pub use queue::{
     DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_RUN_TIME, DEFAULT_QUEUE_NAME, MAX_QUEUE_NAME_LEN, Queue,
 };
 pub use retry::{RETRY_POLICY_NAMES, RetryPolicy};
-pub use scheduler::cron::CronSchedule;
+pub use scheduler::cron::{CronSchedule, parse_go_duration};
 pub use scheduler::runner::TaskScheduler;
 pub use scheduler::{MIN_SCHEDULE_DEADLINE, ScheduledTask, validate_schedule_name};
 pub use signing::{TaskSigner, TaskVerifier};

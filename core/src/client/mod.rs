@@ -9,6 +9,7 @@ mod batch;
 mod cancel;
 mod dead_letters;
 mod options;
+mod pages;
 mod queue;
 mod results;
 mod schedules;
@@ -34,7 +35,7 @@ use crate::worker::Worker;
 use crate::worker::options::WorkerOptions;
 use results::ResultWaiters;
 
-pub use admin::StorageAdmin;
+pub use admin::{StorageAdmin, TaskFilter};
 pub use dead_letters::DeadLetterFilter;
 pub use options::ClientOptions;
 pub use queue::QueueHandle;

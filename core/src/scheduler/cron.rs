@@ -327,6 +327,22 @@ fn value(expr: &str, bounds: &Bounds) -> Result<u32> {
         .map_err(|_| invalid(format!("failed to parse int from {expr}")))
 }
 
+/// Parses a duration as Go's `time.ParseDuration` does (`1h30m`, `2.5s`, `300ms`, `0`), the
+/// syntax of asyncjobs' and choria's command-line flags; a negative or malformed one fails with
+/// `InvalidOption` and Go's message.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(jetjobs::parse_go_duration("1h30m")?, Duration::from_secs(5400));
+/// assert_eq!(jetjobs::parse_go_duration("2.5s")?, Duration::from_millis(2500));
+/// assert!(jetjobs::parse_go_duration("1d").is_err());
+/// # Ok::<(), jetjobs::Error>(())
+/// ```
+pub fn parse_go_duration(text: &str) -> Result<Duration> {
+    go_duration(text).map_err(|message| Error::new(ErrorKind::InvalidOption, message))
+}
+
 /// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, units ns, us, µs, ms, s, m, h.
 pub(crate) fn go_duration(text: &str) -> std::result::Result<Duration, String> {
     let bad = || format!("time: invalid duration {text:?}");

@@ -74,6 +74,28 @@ impl TaskScheduler {
         })
     }
 
+    /// The name of the scheduler holding the election now (asyncjobs' and jetjobs' share it),
+    /// `None` while none does. It becomes the announced leader one campaign interval after
+    /// taking the election, so a new holder may not have started creating tasks yet.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(client: jetjobs::Client) -> jetjobs::Result<()> {
+    /// match jetjobs::TaskScheduler::leader(&client).await? {
+    ///     Some(name) => println!("scheduler leader: {name}"),
+    ///     None => println!("no task scheduler is running"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn leader(client: &Client) -> Result<Option<String>> {
+        let elections = client.kv(&KvBucket::new(ELECTIONS_BUCKET)).await?;
+        Ok(elections
+            .get(SCHEDULER_ELECTION_KEY)
+            .await?
+            .map(|entry| String::from_utf8_lossy(&entry.value).into_owned())
+            .filter(|name| !name.is_empty()))
+    }
+
     /// Whether this instance is the announced leader (the one creating tasks).
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Acquire)

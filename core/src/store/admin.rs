@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Listings for administration: every stored task, and the size of the tasks store.
+//! Administration of the tasks store: list stored tasks (all, or those a filter keeps), read its
+//! size, purge it.
 
 use std::time::Duration;
 
@@ -14,10 +15,19 @@ use crate::task::Task;
 impl Storage {
     /// Up to `limit` stored tasks, oldest update first.
     pub(crate) async fn tasks(&self, limit: usize) -> Result<Vec<Task>> {
+        self.tasks_matching(limit, |_| true).await
+    }
+
+    /// Up to `limit` stored tasks that `keep` accepts, oldest update first. Tasks are read one
+    /// at a time and only the kept ones are held, so a filter over a large store stays small.
+    pub(crate) async fn tasks_matching(
+        &self,
+        limit: usize,
+        mut keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Vec<Task>> {
         let total = self.tasks_info().await?.tasks;
-        let wanted = limit.min(total as usize);
-        let mut out = Vec::with_capacity(wanted);
-        if wanted == 0 {
+        let mut out = Vec::with_capacity(limit.min(total as usize).min(1024));
+        if limit == 0 || total == 0 {
             return Ok(out);
         }
         let consumer = self
@@ -32,7 +42,7 @@ impl Storage {
             .messages()
             .await
             .map_err(|e| Error::storage("listing tasks", e))?;
-        while out.len() < wanted {
+        while out.len() < limit {
             let next = tokio::time::timeout(Duration::from_secs(5), messages.next()).await;
             let Ok(Some(message)) = next else { break };
             let message = message.map_err(|e| Error::storage("listing tasks", e))?;
@@ -40,7 +50,9 @@ impl Storage {
             match Task::from_json(&message.payload) {
                 Ok(mut task) => {
                     task.seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-                    out.push(task);
+                    if keep(&task) {
+                        out.push(task);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(subject = %message.subject, error = %e, "skipping corrupt task")
@@ -51,6 +63,17 @@ impl Storage {
             }
         }
         Ok(out)
+    }
+
+    /// Removes every task document (asyncjobs' `ajc task purge`); work items stay. Returns how
+    /// many documents were removed.
+    pub(crate) async fn purge_tasks(&self) -> Result<u64> {
+        self.ensure_open()?;
+        self.tasks
+            .purge()
+            .await
+            .map(|purged| purged.purged)
+            .map_err(|e| Error::storage("purging the tasks stream", e))
     }
 
     /// Size of the tasks store.

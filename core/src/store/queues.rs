@@ -231,6 +231,42 @@ impl Storage {
         Ok(())
     }
 
+    /// Changes an existing queue's limits to `wanted`'s (asyncjobs' `ajc queue configure`): the
+    /// stream's max age, max entries and discard policy, the `WORKERS` consumer's max tries, max
+    /// run time and max concurrent. Ordering, storage and replicas stay as they are. As `ajc`, a
+    /// non-zero max age is at least 2 minutes (JetStream's duplicate window), a max run time at
+    /// least 1 second and max concurrent at most 10 000 (`InvalidOption`).
+    pub(crate) async fn configure_queue(&self, wanted: &Queue) -> Result<QueueInfo> {
+        check_configurable(wanted)?;
+        let stream = self.existing_queue_stream(&wanted.name).await?;
+        let q = wanted.with_defaults();
+        let mut config = stream.cached_info().config.clone();
+        config.max_age = q.max_age;
+        config.max_messages = q.max_entries;
+        config.discard = if q.discard_old {
+            DiscardPolicy::Old
+        } else {
+            DiscardPolicy::New
+        };
+        self.js
+            .update_stream(config)
+            .await
+            .map_err(|e| Error::storage(format!("configuring queue {}", q.name), e))?;
+        let mut consumer = stream
+            .consumer_info(QUEUE_CONSUMER)
+            .await
+            .map_err(|e| Error::storage(format!("configuring queue {}", q.name), e))?
+            .config;
+        consumer.max_deliver = q.max_tries;
+        consumer.ack_wait = q.max_run_time;
+        consumer.max_ack_pending = q.max_concurrent;
+        stream
+            .update_consumer(consumer)
+            .await
+            .map_err(|e| Error::storage(format!("configuring queue {}", q.name), e))?;
+        self.queue_info(&q.name).await
+    }
+
     /// Deletes the queue's stream and consumer.
     pub(crate) async fn delete_queue(&self, name: &str) -> Result<()> {
         self.existing_queue_stream(name).await?;
@@ -335,6 +371,21 @@ fn item_error(queue: &Queue, e: PublishError) -> Error {
     }
 }
 
+/// `ajc queue configure`'s bounds, checked before anything is changed.
+fn check_configurable(q: &Queue) -> Result<()> {
+    let bad = |text: &str| Err(Error::new(ErrorKind::InvalidOption, text.to_string()));
+    if !q.max_age.is_zero() && q.max_age < std::time::Duration::from_secs(120) {
+        return bad("shortest max age is 2 minutes");
+    }
+    if !q.max_run_time.is_zero() && q.max_run_time < std::time::Duration::from_secs(1) {
+        return bad("shortest run-time is 1 second");
+    }
+    if q.max_concurrent > 10_000 {
+        return bad("largest concurrency is 10000");
+    }
+    Ok(())
+}
+
 fn queue_not_found(name: &str) -> Error {
     Error::new(ErrorKind::QueueNotFound, format!("queue not found: {name}"))
 }
@@ -388,6 +439,21 @@ mod tests {
         assert!(ProcessItem::parse(b"").is_none());
         assert!(ProcessItem::parse(b"not json").is_none());
         assert!(ProcessItem::parse(br#"{"kind":0,"job":""}"#).is_none());
+    }
+
+    #[test]
+    fn configure_bounds_follow_ajc() {
+        let ok = Queue::new("Q").max_age(Duration::from_secs(120));
+        assert!(check_configurable(&ok).is_ok());
+        assert!(check_configurable(&Queue::new("Q").max_age(Duration::ZERO)).is_ok());
+        for bad in [
+            Queue::new("Q").max_age(Duration::from_secs(60)),
+            Queue::new("Q").max_run_time(Duration::from_millis(500)),
+            Queue::new("Q").max_concurrent(10_001),
+        ] {
+            let e = check_configurable(&bad).expect_err("out of bounds");
+            assert_eq!(e.kind(), ErrorKind::InvalidOption);
+        }
     }
 
     #[test]
