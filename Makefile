@@ -89,6 +89,57 @@ node-check: ## Node SDK: npm ci (builds the addon) and tsc --strict
 	npm ci --no-audit --no-fund
 	npm run --silent typecheck
 
+# --- Packages a user installs without Rust (dist/) ----------------------------------------
+# Every package has the workspace `version` of Cargo.toml: the crates inherit it, maturin gives it
+# to the wheel, npm-dist.mjs stamps it into the npm packages (cli/tests/versions.rs checks the
+# copies in package.json and package-lock.json). DIST_PROFILE=dev builds into dist/dev/ and reuses
+# what test-python (maturin develop) and test-node (npm ci) compiled, so CI builds no release.
+VERSION      := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)
+DIST_PROFILE ?= release
+DIST         := $(CURDIR)/dist$(if $(filter release,$(DIST_PROFILE)),,/$(DIST_PROFILE))
+DIST_STAGE   := $(CURDIR)/target/dist-stage/$(DIST_PROFILE)
+# The wheel's manylinux tag: by default the oldest the library's glibc symbols allow (maturin's
+# auditwheel check; manylinux_2_34 when built on Debian 12). MANYLINUX=manylinux_2_28 asks for
+# that tag, and fails unless built on glibc <= 2.28 (a manylinux_2_28 container).
+MANYLINUX    ?=
+DIST_MATURIN := $(if $(MANYLINUX),--compatibility $(MANYLINUX)) \
+  $(if $(filter release,$(DIST_PROFILE)),--release --strip,--profile $(DIST_PROFILE))
+# napi-rs builds the dev profile unless told otherwise. Its --strip would change RUSTFLAGS and
+# rebuild what `npm run build` built: the release addon is stripped after the build instead.
+DIST_NAPI    := $(if $(filter release,$(DIST_PROFILE)),--release,$(if $(filter dev,$(DIST_PROFILE)),,--profile $(DIST_PROFILE)))
+
+dist: ## Release packages into dist/: manylinux wheel + sdist, npm tarballs (napi-rs layout), crates
+	$(MAKE) --no-print-directory dist-python dist-node dist-crates
+	@ls -l $(DIST)
+
+dist-python: python-tools ## The wheel (CLI inside) and the sdist, with maturin
+	@mkdir -p $(DIST)
+	$(PY_MATURIN) build $(DIST_MATURIN) --interpreter $(VENV)/bin/python --out $(DIST)
+	$(PY_MATURIN) sdist --out $(DIST)
+
+dist-node: ## jetjobs-VER.tgz (no addon) and jetjobs-linux-x64-gnu-VER.tgz (the addon)
+	@[ -d node_modules/@napi-rs/cli ] || npm ci --no-audit --no-fund --ignore-scripts
+	npx --no-install napi build --manifest-path bindings-node/Cargo.toml --platform --no-js \
+	  --output-dir $(DIST_STAGE)/addon --target-dir target/node --no-const-enum $(DIST_NAPI)
+	$(if $(filter release,$(DIST_PROFILE)),strip --strip-unneeded $(DIST_STAGE)/addon/*.node)
+	npm run --silent build:ts
+	node bindings-node/scripts/npm-dist.mjs $(VERSION) $(DIST_STAGE)/addon $(DIST_STAGE)/package $(DIST)
+
+dist-crates: ## The published crates (jetjobs, jetjobs-dashboard, jetjobs-cli) with cargo package
+	@mkdir -p $(DIST)
+	cargo package --no-verify --allow-dirty -p jetjobs -p jetjobs-dashboard -p jetjobs-cli
+	cp target/package/jetjobs-$(VERSION).crate target/package/jetjobs-dashboard-$(VERSION).crate \
+	  target/package/jetjobs-cli-$(VERSION).crate $(DIST)/
+
+# The packages built with this profile (dev: the debug builds already there) are checked.
+TEST_DIST_PROFILE ?= dev
+test-dist: setup ## Install the wheel and npm tarballs afresh, PATH without cargo: --version, a worker, an enqueue
+	$(MAKE) --no-print-directory dist-python dist-node DIST_PROFILE=$(TEST_DIST_PROFILE)
+	$(VENV)/bin/python tests/dist/check.py \
+	  $(CURDIR)/dist$(if $(filter release,$(TEST_DIST_PROFILE)),,/$(TEST_DIST_PROFILE))
+
+.PHONY: dist dist-python dist-node dist-crates test-dist
+
 # --- Dashboard in a real browser (tests/browser/) ----------------------------------------
 # Debian's chromium (apt-get: CI runs as root; elsewhere through sudo) driven by Playwright for
 # Python, pinned in tests/browser/requirements.txt; no browser is downloaded.
@@ -110,7 +161,7 @@ test-browser: browser-setup ## The dashboard in headless Chromium over a real se
 
 # `test` lints through test-python (python-check) and test-node (tsc), not `check`, so the
 # addon is built once.
-test: check-rust test-rust test-examples test-python test-node test-browser ## Everything CI runs
+test: check-rust test-rust test-examples test-python test-node test-dist test-browser ## Everything CI runs
 
 bench: setup ## Throughput and latency against the server baseline, in one run
 	BENCH_JSON=$(CURDIR)/target/bench.json cargo run --release -p jetjobs-bench

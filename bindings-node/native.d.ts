@@ -1050,6 +1050,14 @@ export declare function renderMetrics(): string
 /** The names `RetryPolicy.named` accepts. */
 export declare function retryPolicyNames(): Array<string>
 
+/**
+ * Runs the `jetjobs` operator CLI (the `jetjobs-cli` crate, the same code as the Rust binary) on
+ * `args`, whose first item is the program name, and returns its exit code. Output goes straight
+ * to the process's stdout and stderr. Blocks the JS thread until the command ends: the package's
+ * `jetjobs` bin calls it.
+ */
+export declare function runCli(args: Array<string>): number
+
 /** A change to the schedules: `stored` (created or replaced; `schedule` is set) or `removed`. */
 export interface ScheduleChange {
   kind: 'stored' | 'removed'

@@ -876,6 +876,7 @@ module.exports.newId = nativeBinding.newId
 module.exports.poolWorkerIndex = nativeBinding.poolWorkerIndex
 module.exports.renderMetrics = nativeBinding.renderMetrics
 module.exports.retryPolicyNames = nativeBinding.retryPolicyNames
+module.exports.runCli = nativeBinding.runCli
 module.exports.setLogLevel = nativeBinding.setLogLevel
 module.exports.setLogSink = nativeBinding.setLogSink
 module.exports.supervisorBackoffDelayMs = nativeBinding.supervisorBackoffDelayMs

