@@ -54,11 +54,12 @@ async def test_readme_quick_start(nats_url: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr.decode()
 
 
-async def test_readme_more_runs_as_written(nats_url: str, tmp_path: Path) -> None:
+async def run_readme_block(heading: str, nats_url: str, tmp_path: Path) -> list[str]:
+    """Runs the one python block of the README section under `heading`; returns its lines."""
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("## More in Python", 1)[1].split("\n## ", 1)[0]
+    section = readme.split(heading, 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
-    script = tmp_path / "more.py"
+    script = tmp_path / "readme_block.py"
     script.write_text(block)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -69,7 +70,11 @@ async def test_readme_more_runs_as_written(nats_url: str, tmp_path: Path) -> Non
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, stderr.decode()
-    lines = stdout.decode().splitlines()
+    return stdout.decode().splitlines()
+
+
+async def test_readme_more_runs_as_written(nats_url: str, tmp_path: Path) -> None:
+    lines = await run_readme_block("## More in Python", nats_url, tmp_path)
     assert lines[:6] == [
         "result: report 2026-11",
         "batch: 4950",
@@ -83,21 +88,8 @@ async def test_readme_more_runs_as_written(nats_url: str, tmp_path: Path) -> Non
 
 
 async def test_readme_more_in_python_ops(nats_url: str, tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## More in Python: schedules", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
-    script = tmp_path / "ops.py"
-    script.write_text(block)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        env={**os.environ, "NATS_URL": nats_url},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, stderr.decode()
-    assert stdout.decode().splitlines() == [
+    lines = await run_readme_block("## More in Python: schedules", nats_url, tmp_path)
+    assert lines == [
         'request-reply: "hello ada"',
         "external process: disk ok",
         "ordered: ['open', 'charge', 'ship']",
@@ -109,21 +101,8 @@ async def test_readme_more_in_python_ops(nats_url: str, tmp_path: Path) -> None:
 
 
 async def test_readme_long_running_work_in_python(nats_url: str, tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Long-running work in Python:", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
-    script = tmp_path / "long_running.py"
-    script.write_text(block)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        env={**os.environ, "NATS_URL": nats_url},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, stderr.decode()
-    assert stdout.decode().splitlines() == [
+    lines = await run_readme_block("## Long-running work in Python:", nats_url, tmp_path)
+    assert lines == [
         "supervisor: 3 runs",
         "pool: ['a', 'b', 'c']",
         "pool: a got reload",

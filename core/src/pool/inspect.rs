@@ -6,7 +6,7 @@ use futures::StreamExt as _;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
-use crate::pool::records::{self, JobRecord, JobState};
+use crate::pool::records::{self, JobRecord};
 use crate::pool::view::View;
 use crate::pool::{PoolMember, node::member};
 use crate::store::KvBucket;
@@ -81,12 +81,7 @@ pub async fn inspect_pool(client: &Client, pool: &str) -> Result<PoolSnapshot> {
                 key: j.key.clone(),
                 owner: j.owner.clone(),
                 generation: j.generation,
-                state: match j.state {
-                    JobState::Assigned => "assigned",
-                    JobState::Running => "running",
-                    JobState::Stopping => "stopping",
-                }
-                .to_string(),
+                state: j.state.as_str().to_string(),
                 payload_len: j.payload.as_ref().map_or(0, |p| p.len()),
             })
             .collect(),

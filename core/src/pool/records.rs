@@ -32,15 +32,7 @@ pub(crate) const TICKERS: &str = "tickers.";
 pub(crate) const SCHEDULES: &str = "schedules.";
 pub(crate) const SHUTDOWN_KEY: &str = "control.shutdown";
 
-/// The bucket of pool `pool`.
-pub(crate) fn bucket(pool: &str) -> String {
-    crate::wire::names::pool_bucket(pool)
-}
-
-/// The subject a node answers notifications on.
-pub(crate) fn notify_subject(pool: &str, node: &str) -> String {
-    crate::wire::names::pool_notify_subject(pool, node)
-}
+pub(crate) use crate::wire::names::{pool_bucket as bucket, pool_notify_subject as notify_subject};
 
 pub(crate) fn job_kv_key(key: &str) -> String {
     format!("{JOBS}{}", URL_SAFE_NO_PAD.encode(key))
@@ -113,6 +105,17 @@ pub(crate) enum JobState {
     Running,
     /// `owner` should stop it and delete the record.
     Stopping,
+}
+
+impl JobState {
+    /// The name on the wire.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Assigned => "assigned",
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+        }
+    }
 }
 
 /// A job: the durable record that it exists and, in `owner`, the one worker allowed to run it.
@@ -222,6 +225,12 @@ mod tests {
         assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidDocument));
         assert!(validate_pool_name("a.b").is_err() && validate_pool_name("ok_1-2").is_ok());
         assert!(validate_job_key("").is_err());
+        for state in [JobState::Assigned, JobState::Running, JobState::Stopping] {
+            let wire = serde_json::to_string(&state).map_err(|e| {
+                Error::with_source(ErrorKind::InvalidDocument, "encoding a state", e)
+            })?;
+            assert_eq!(wire, format!("\"{}\"", state.as_str()));
+        }
         Ok(())
     }
 }

@@ -93,7 +93,8 @@ impl View {
 
     /// The worker that should run `key`: jump hash over the ring.
     pub(crate) fn desired_owner(&self, key: &str) -> Option<&str> {
-        self.desired_owner_without(key, |_| false)
+        // Called for every job on every reconciliation: no allocation here.
+        (!self.ring.is_empty()).then(|| self.ring[pool_worker_index(key, self.ring.len())].as_str())
     }
 
     /// Like [`View::desired_owner`] over the ring without the workers `leaving` matches.
