@@ -65,6 +65,8 @@ async fn main() -> Result<(), BoxError> {
     let (p50, p99) = unloaded_latency(&client, 500).await?;
     let batch_rate = enqueue_batch(&client, tasks).await?;
     client.default_queue().purge().await?;
+    let (sequential_p50, sequential_rate) = sequential_enqueue(&client, 2000).await?;
+    client.default_queue().purge().await?;
     let delayed = tasks / 5;
     let delayed_batch_rate = enqueue_delayed_batch(&client, delayed).await?;
     let released_rate = release_delayed(&client, delayed).await?;
@@ -79,6 +81,10 @@ async fn main() -> Result<(), BoxError> {
     println!("(b) jetjobs, no-op Rust handler");
     println!("    enqueue (256 in flight)      {enqueue_rate:>10.0} tasks/s");
     println!("    enqueue_many (one call)      {batch_rate:>10.0} tasks/s");
+    println!(
+        "    sequential enqueue           {sequential_rate:>10.0} tasks/s  (p50 {:.1} µs)",
+        micros(sequential_p50)
+    );
     println!(
         "    drain {tasks}-task backlog     {:>10.0} tasks/s",
         drain.rate
@@ -153,6 +159,10 @@ async fn main() -> Result<(), BoxError> {
         batch_rate / (publish_rate / 2.0)
     );
     println!(
+        "    sequential enqueue p50 / publish p50 {:>5.2}  (one round trip ≈ 1)",
+        sequential_p50.as_secs_f64() / publish_p50.as_secs_f64()
+    );
+    println!(
         "    delayed enqueue_many / enqueue_many {:>6.2}",
         delayed_batch_rate / batch_rate
     );
@@ -176,6 +186,7 @@ async fn main() -> Result<(), BoxError> {
             "publish_p50_us": micros(publish_p50),
             "rust_drain_rate": drain.rate,
             "rust_enqueue_many_rate": batch_rate,
+            "rust_sequential_enqueue_rate": sequential_rate,
             "rust_start_p50_ms": p50.as_secs_f64() * 1e3,
             "tasks": tasks,
         });
@@ -248,6 +259,20 @@ async fn enqueue_batch(client: &Client, n: usize) -> Result<f64, BoxError> {
         result?;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// One `enqueue().await` after another, no worker running: the p50 latency and the rate.
+async fn sequential_enqueue(client: &Client, n: usize) -> Result<(Duration, f64), BoxError> {
+    let mut latencies = Vec::with_capacity(n);
+    let started = Instant::now();
+    for i in 0..n {
+        let t = Instant::now();
+        client.enqueue(Task::new("noop", &i)?).await?;
+        latencies.push(t.elapsed());
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    Ok((latencies[n / 2], rate))
 }
 
 /// `enqueue_many` of tasks due in an hour: what holding items as server schedules costs a producer.

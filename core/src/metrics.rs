@@ -6,8 +6,9 @@
 //! makes workers and schedulers serve it on `http://0.0.0.0:<port>/metrics`, as asyncjobs'
 //! `PrometheusListenPort` does.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::{Hash as _, Hasher as _};
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -85,19 +86,37 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
-type Families = BTreeMap<&'static str, BTreeMap<Vec<String>, Series>>;
+/// A family's series, found by a hash of their label values so that an update allocates nothing
+/// once its series exists (the worker updates several per task).
+type Family = HashMap<u64, Vec<(Vec<String>, Series)>>;
+type Families = BTreeMap<&'static str, Family>;
 
 static REGISTRY: LazyLock<Mutex<Families>> = LazyLock::new(Mutex::default);
+
+fn labels_hash(labels: &[&str]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    labels.hash(&mut hasher);
+    hasher.finish()
+}
 
 fn with_series(metric: &Metric, labels: &[&str], update: impl FnOnce(&mut Series)) {
     debug_assert_eq!(metric.labels.len(), labels.len(), "{}", metric.name);
     let mut families = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-    let series = families
+    let same = |values: &[String]| values.iter().map(String::as_str).eq(labels.iter().copied());
+    let bucket = families
         .entry(metric.name)
         .or_default()
-        .entry(labels.iter().map(|l| l.to_string()).collect())
+        .entry(labels_hash(labels))
         .or_default();
-    update(series);
+    let index = match bucket.iter().position(|(values, _)| same(values)) {
+        Some(index) => index,
+        None => {
+            let values = labels.iter().map(|l| l.to_string()).collect();
+            bucket.push((values, Series::default()));
+            bucket.len() - 1
+        }
+    };
+    update(&mut bucket[index].1);
 }
 
 /// Adds one to a counter.
@@ -151,12 +170,18 @@ pub fn render_metrics() -> String {
         };
         let _ = writeln!(out, "# HELP {} {}", metric.name, metric.help);
         let _ = writeln!(out, "# TYPE {} {kind}", metric.name);
-        let series = families.get(metric.name);
+        let mut series: Vec<_> = families
+            .get(metric.name)
+            .into_iter()
+            .flat_map(HashMap::values)
+            .flatten()
+            .collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
         // Families without labels exist from the start, as Go's do.
-        if series.is_none_or(BTreeMap::is_empty) && metric.labels.is_empty() {
+        if series.is_empty() && metric.labels.is_empty() {
             render_series(&mut out, metric, &[], &Series::default());
         }
-        for (values, s) in series.into_iter().flatten() {
+        for (values, s) in series {
             render_series(&mut out, metric, values, s);
         }
     }

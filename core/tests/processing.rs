@@ -649,6 +649,46 @@ async fn corrupt_items_are_terminated_and_the_worker_keeps_going() {
     stop(worker).await;
 }
 
+/// A task's document and item are written together, so an item can be readable a moment before
+/// its document (longer on a cluster): the worker looks again instead of discarding the task.
+#[tokio::test]
+async fn an_item_stored_before_its_task_document_runs_once_the_document_is_readable() {
+    let server = NatsServer::start();
+    let client = connect(&server, fast_retries()).await;
+    let mut mux = Mux::new();
+    mux.handle("late", |_ctx, _task| async { Ok(json!("ran")) })
+        .expect("register");
+    let worker = spawn_worker(&client, mux);
+    let mut task = Task::new("late", &1).expect("task");
+    task.queue = "TEST".into();
+    let js = async_nats::jetstream::new(client.nats().clone());
+    js.publish(
+        format!("CHORIA_AJ.Q.TEST.{}", task.id),
+        format!(r#"{{"kind":0,"job":"{}"}}"#, task.id).into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
+    // Paces the fault: the worker gets the item (and misses the task) before the document lands.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    js.publish(
+        format!("CHORIA_AJ.T.{}", task.id),
+        task.to_json().expect("json").into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
+    let done = wait_final(&client, std::slice::from_ref(&task.id), FINAL).await;
+    assert_eq!(done[0].state, TaskState::Complete);
+    assert_eq!(
+        done[0].result.as_ref().map(|r| &r.payload),
+        Some(&json!("ran"))
+    );
+    stop(worker).await;
+}
+
 #[tokio::test]
 async fn enqueue_errors_are_typed_and_recorded() {
     let server = NatsServer::start();
@@ -668,6 +708,27 @@ async fn enqueue_errors_are_typed_and_recorded() {
         client.enqueue(other).await.err().map(|e| e.kind()),
         Some(ErrorKind::TaskAlreadyExists)
     );
+    // A document stored without an item (by another producer, say): the refused enqueue takes
+    // back the item it sent together with its document, so nothing else becomes runnable.
+    let foreign = Task::new("dup", &3).expect("task");
+    let js = async_nats::jetstream::new(client.nats().clone());
+    js.publish(
+        format!("CHORIA_AJ.T.{}", foreign.id),
+        foreign.to_json().expect("json").into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
+    let clash = Task::new("dup", &4)
+        .expect("task")
+        .with_id(foreign.id.clone())
+        .expect("id");
+    assert_eq!(
+        client.enqueue(clash).await.err().map(|e| e.kind()),
+        Some(ErrorKind::TaskAlreadyExists)
+    );
+    assert_eq!(client.default_queue().info().await.expect("info").items, 1);
     let mut done = Task::new("x", &1).expect("task");
     done.state = TaskState::Complete;
     assert_eq!(

@@ -1,36 +1,27 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Batch enqueue: many tasks with pipelined writes, each with `enqueue`'s guarantees.
 //!
-//! A window of documents is sent without waiting, then their acknowledgements are read; then the
-//! same for their work items. A task whose write meets a problem falls back to the one-task path,
-//! so repeats, `queue_error` records and typed errors are exactly `enqueue`'s.
+//! A window of tasks is sent without waiting, each task's document and work item together, then
+//! their acknowledgements are read in order and settled as `enqueue` settles one. A unique,
+//! delayed or ordered task takes the one-task path in its place.
 
 use async_nats::jetstream::context::PublishAckFuture;
 
 use crate::client::QueueHandle;
-use crate::error::{ErrorKind, Result};
-use crate::store::finish_item;
+use crate::error::Result;
 use crate::task::Task;
 
 /// Tasks whose writes are in flight at once: large enough to hide round trips, small enough to
 /// bound memory and the server's pending acknowledgements.
-const WINDOW: usize = 1024;
+const WINDOW: usize = 512;
 
-/// How the document of one task of a batch was sent.
+/// How one task of a batch was sent.
 enum Sending {
-    Sent(Task, PublishAckFuture),
-    Unique(Task),
+    /// Its document and item are on their way.
+    Sent(Task, PublishAckFuture, Result<PublishAckFuture>),
+    /// It takes the one-task path.
+    Alone(Task),
     Failed(crate::error::Error),
-}
-
-/// Where one task of a batch is.
-enum Step {
-    /// Its document is stored; the item is next.
-    Saved(Task),
-    /// Its item is on its way.
-    Publishing(Task, Result<PublishAckFuture>),
-    /// Finished, stored or failed.
-    Done(Result<Task>),
 }
 
 impl QueueHandle {
@@ -73,63 +64,28 @@ impl QueueHandle {
         let storage = self.storage();
         let mut sent = Vec::with_capacity(tasks.len());
         for task in tasks {
-            sent.push(if task.unique.is_some() {
-                // Its key is claimed between its two writes: the one-task path.
-                Sending::Unique(task)
-            } else {
-                match self.prepare(task) {
-                    Ok(task) => match storage.send_task(&task).await {
-                        Ok(pending) => Sending::Sent(task, pending),
-                        Err(e) => Sending::Failed(e),
-                    },
-                    Err(e) => Sending::Failed(e),
+            sent.push(match self.prepare(task) {
+                Ok(task) if task.unique.is_some() || !self.writes_together(&task) => {
+                    Sending::Alone(task)
                 }
-            });
-        }
-        let mut saved = Vec::with_capacity(sent.len());
-        for sending in sent {
-            saved.push(match sending {
-                Sending::Sent(mut task, pending) => {
-                    match storage.finish_save(&mut task, pending).await {
-                        Ok(()) => Step::Saved(task),
-                        // The id is stored already: a repeat of this task, or another's id.
-                        Err(e) if e.kind() == ErrorKind::TaskUpdateFailed => {
-                            Step::Done(self.store_and_publish(task, true).await)
-                        }
-                        Err(e) => Step::Done(Err(e)),
+                Ok(task) => match storage.send_task(&task).await {
+                    Ok(document) => {
+                        let item = storage.send_item(self.settings(), &task, true).await;
+                        Sending::Sent(task, document, item)
                     }
-                }
-                Sending::Unique(task) => Step::Done(self.enqueue(task).await),
-                Sending::Failed(e) => Step::Done(Err(e)),
+                    Err(e) => Sending::Failed(e),
+                },
+                Err(e) => Sending::Failed(e),
             });
         }
-        let mut publishing = Vec::with_capacity(saved.len());
-        for step in saved {
-            publishing.push(match step {
-                Step::Saved(task) => {
-                    let pending = storage.send_item(self.settings(), &task, true).await;
-                    Step::Publishing(task, pending)
+        let mut out = Vec::with_capacity(sent.len());
+        for sending in sent {
+            out.push(match sending {
+                Sending::Sent(task, document, item) => {
+                    self.settle_together(task, document, item).await
                 }
-                done => done,
-            });
-        }
-        let mut out = Vec::with_capacity(publishing.len());
-        for step in publishing {
-            out.push(match step {
-                Step::Publishing(task, pending) => {
-                    let published = match pending {
-                        Ok(pending) => finish_item(self.settings(), pending).await,
-                        Err(e) => Err(e),
-                    };
-                    self.settle_item(task, published).await
-                }
-                // Every saved task was moved on to publishing above; this keeps the match whole.
-                Step::Saved(task) => self
-                    .storage()
-                    .publish_item(self.settings(), &task, true)
-                    .await
-                    .map(|()| task),
-                Step::Done(result) => result,
+                Sending::Alone(task) => self.enqueue(task).await,
+                Sending::Failed(e) => Err(e),
             });
         }
         out

@@ -8,6 +8,7 @@ mod admin;
 mod batch;
 mod cancel;
 mod dead_letters;
+mod enqueue;
 mod options;
 mod pages;
 mod queue;

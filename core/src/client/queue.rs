@@ -85,6 +85,7 @@ impl QueueHandle {
         let mut task = self.prepare(task)?;
         match task.unique.take() {
             Some(unique) => self.enqueue_unique(task, unique).await,
+            None if self.writes_together(&task) => self.store_together(task).await,
             None => self.store_and_publish(task, true).await,
         }
     }
@@ -188,6 +189,7 @@ impl QueueHandle {
     pub(super) async fn settle_item(&self, task: Task, published: Result<()>) -> Result<Task> {
         let e = match published {
             Ok(()) => return Ok(task),
+            Err(e) if e.kind() == ErrorKind::QueueNotFound => self.confirm_missing(e).await,
             Err(e) => e,
         };
         // An ordered item shares its key's subject, so it cannot be looked up by task id; the
@@ -214,6 +216,24 @@ impl QueueHandle {
         Err(self.record_queue_error(task, e).await)
     }
 
+    /// A publish with no stream to answer it reads as "queue not found", but a queue's stream
+    /// that is electing a leader does not answer either: `QueueNotFound` only if the server says
+    /// the stream is gone, `Storage` otherwise.
+    async fn confirm_missing(&self, not_answered: Error) -> Error {
+        match self.inner.storage.queue_info(self.name()).await {
+            Ok(_) => Error::with_source(
+                ErrorKind::Storage,
+                format!(
+                    "publishing work item: the stream of queue {} did not answer (no leader?)",
+                    self.name()
+                ),
+                not_answered,
+            ),
+            Err(e) if e.kind() == ErrorKind::QueueNotFound => not_answered,
+            Err(e) => e,
+        }
+    }
+
     /// Saves a task whose item could not be stored as `queue_error`, returning the item's error.
     pub(super) async fn record_queue_error(&self, mut task: Task, error: Error) -> Error {
         task.state = TaskState::QueueError;
@@ -226,7 +246,7 @@ impl QueueHandle {
 
     /// A first save found a document with this id: if it is this very task, stored by an enqueue
     /// whose reply was lost, carry on with its work item; otherwise the id is taken.
-    async fn resume_enqueue(&self, task: Task) -> Result<Task> {
+    pub(super) async fn resume_enqueue(&self, task: Task) -> Result<Task> {
         let stored = self.inner.storage.load_task(&task.id).await?;
         let same = stored.task_type == task.task_type
             && stored.created == task.created

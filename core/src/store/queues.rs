@@ -29,6 +29,10 @@ pub(crate) struct ProcessItem {
 impl ProcessItem {
     /// Parses a delivered item; `None` for an empty or corrupt body (asyncjobs terminates those).
     pub(crate) fn parse(body: &[u8]) -> Option<Self> {
+        // serde would also read `[0,"id"]` into the struct; Go's encoding/json reads only an object.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
         serde_json::from_slice::<Self>(body)
             .ok()
             .filter(|i| !i.job.is_empty())
@@ -181,6 +185,21 @@ impl Storage {
             .await
             .map(|_| ())
             .map_err(|e| Error::storage("removing a work item", e))
+    }
+
+    /// Removes the item stored at `sequence` in the queue's stream, unless a worker took it.
+    pub(crate) async fn remove_item_at(&self, queue: &str, sequence: u64) -> Result<()> {
+        let stream = self.existing_queue_stream(queue).await?;
+        match stream.delete_message(sequence).await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(e.kind(), stream::DeleteMessageErrorKind::JetStream(j)
+                    if j.error_code() == ErrorCode::NO_MESSAGE_FOUND) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::storage("removing a work item", e)),
+        }
     }
 
     /// Names of every queue (streams named `CHORIA_AJ_Q_*`).
@@ -347,17 +366,22 @@ pub(crate) fn item_message(task: &Task, dedupe: bool) -> Result<PublishMessage> 
 
 /// Waits for the server to store an item sent with [`Storage::send_item`].
 pub(crate) async fn finish_item(queue: &Queue, pending: PublishAckFuture) -> Result<()> {
+    await_item(queue, pending).await.map(|_| ())
+}
+
+/// [`finish_item`], returning the item's sequence in the queue's stream.
+pub(crate) async fn await_item(queue: &Queue, pending: PublishAckFuture) -> Result<u64> {
     let stored = pending.await.map_err(|e| item_error(queue, e));
     let stored = match stored {
         Ok(ack) if ack.duplicate => Err(Error::new(
             ErrorKind::DuplicateItem,
             "duplicate work queue item",
         )),
-        Ok(_) => Ok(()),
+        Ok(ack) => Ok(ack.sequence),
         Err(e) => Err(e),
     };
     let counter = match stored {
-        Ok(()) => &metrics::ENQUEUED,
+        Ok(_) => &metrics::ENQUEUED,
         Err(_) => &metrics::ENQUEUE_ERRORS,
     };
     metrics::inc(counter, &[&queue.name]);
@@ -439,6 +463,11 @@ mod tests {
         assert!(ProcessItem::parse(b"").is_none());
         assert!(ProcessItem::parse(b"not json").is_none());
         assert!(ProcessItem::parse(br#"{"kind":0,"job":""}"#).is_none());
+        assert!(ProcessItem::parse(br#"[0,"abc"]"#).is_none());
+        assert_eq!(
+            ProcessItem::parse(b" \n{\"job\":\"abc\"}").map(|i| i.job),
+            Some("abc".into())
+        );
     }
 
     #[test]

@@ -92,18 +92,85 @@ impl std::str::FromStr for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Go's RFC3339Nano written by hand into `out`, for the common case (years 0–9999, an offset
+    /// of whole minutes); `None` otherwise. Every saved task and event carries a few timestamps,
+    /// so this is on the worker's per-task path.
+    fn write_go_rfc3339(&self, out: &mut [u8; 35]) -> Option<usize> {
+        use chrono::{Datelike as _, Timelike as _};
+        let local = self.0.naive_local();
+        let offset = self.0.offset().local_minus_utc();
+        let year = u32::try_from(local.year()).ok().filter(|y| *y <= 9999)?;
+        if offset % 60 != 0 {
+            return None;
+        }
+        // A leap second is carried in the nanoseconds; chrono's formatter shows it as :60.
+        let (second, nanos) = match local.nanosecond() {
+            leap @ 1_000_000_000.. => (local.second() + 1, leap - 1_000_000_000),
+            nanos => (local.second(), nanos),
+        };
+        let mut n = put_digits(out, 0, year, 4);
+        for (separator, value) in [
+            (b'-', local.month()),
+            (b'-', local.day()),
+            (b'T', local.hour()),
+            (b':', local.minute()),
+            (b':', second),
+        ] {
+            out[n] = separator;
+            n = put_digits(out, n + 1, value, 2);
+        }
+        if nanos > 0 {
+            out[n] = b'.';
+            n = put_digits(out, n + 1, nanos, 9);
+            while out[n - 1] == b'0' {
+                n -= 1;
+            }
+        }
+        if offset == 0 {
+            out[n] = b'Z';
+            return Some(n + 1);
+        }
+        out[n] = if offset < 0 { b'-' } else { b'+' };
+        let minutes = offset.unsigned_abs() / 60;
+        n = put_digits(out, n + 1, minutes / 60, 2);
+        out[n] = b':';
+        Some(put_digits(out, n + 1, minutes % 60, 2))
+    }
+}
+
+/// Writes `value` as `width` decimal digits at `at`; returns the position after them.
+fn put_digits(out: &mut [u8], at: usize, mut value: u32, width: usize) -> usize {
+    for slot in out[at..at + width].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    at + width
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Go's RFC3339Nano: all nine digits, then trailing zeros (and a bare dot) removed.
+        let mut buf = [0u8; 35];
+        match self.write_go_rfc3339(&mut buf) {
+            Some(len) => f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?),
+            None => f.write_str(&self.go_rfc3339_by_chrono()),
+        }
+    }
+}
+
+impl Timestamp {
+    /// Go's RFC3339Nano from chrono's RFC 3339 with all nine digits, trailing zeros (and a bare
+    /// dot) removed: for what [`Timestamp::write_go_rfc3339`] does not cover.
+    fn go_rfc3339_by_chrono(&self) -> String {
         let full = self.0.to_rfc3339_opts(SecondsFormat::Nanos, true);
         let (Some(dot), Some(zone)) = (full.find('.'), full.rfind(['Z', '+', '-'])) else {
-            return f.write_str(&full);
+            return full;
         };
         let fraction = full[dot + 1..zone].trim_end_matches('0');
         if fraction.is_empty() {
-            write!(f, "{}{}", &full[..dot], &full[zone..])
+            format!("{}{}", &full[..dot], &full[zone..])
         } else {
-            write!(f, "{}.{}{}", &full[..dot], fraction, &full[zone..])
+            format!("{}.{}{}", &full[..dot], fraction, &full[zone..])
         }
     }
 }
@@ -170,7 +237,8 @@ fn ksuid_at(unix_secs: i64, random: [u8; 16]) -> String {
         }
         *digit = BASE62[remainder as usize];
     }
-    digits.iter().map(|&b| b as char).collect()
+    // Every digit is an ASCII letter or number, so this never fails.
+    String::from_utf8(digits.to_vec()).unwrap_or_default()
 }
 
 /// Serde adapter for Go `[]byte`: standard base64 with padding; `null` for no bytes.
@@ -239,27 +307,82 @@ impl serde_json::ser::Formatter for GoFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
+        // Scans bytes, not chars: every byte to escape is ASCII or starts U+2028/U+2029
+        // (E2 80 A8/A9), and most fragments (base64 payloads, ids) have none.
+        let bytes = fragment.as_bytes();
         let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            let escape = match c {
-                '<' => "\\u003c",
-                '>' => "\\u003e",
-                '&' => "\\u0026",
-                '\u{2028}' => "\\u2028",
-                '\u{2029}' => "\\u2029",
-                _ => continue,
+        while let Some(found) = bytes[start..]
+            .iter()
+            .position(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2))
+        {
+            let i = start + found;
+            let (escape, len): (&[u8], usize) = match &bytes[i..] {
+                [b'<', ..] => (b"\\u003c", 1),
+                [b'>', ..] => (b"\\u003e", 1),
+                [b'&', ..] => (b"\\u0026", 1),
+                [0xE2, 0x80, 0xA8, ..] => (b"\\u2028", 3),
+                [0xE2, 0x80, 0xA9, ..] => (b"\\u2029", 3),
+                // Another character starting with E2, written as it is.
+                _ => (&bytes[i..i + 1], 1),
             };
-            writer.write_all(&fragment.as_bytes()[start..i])?;
-            writer.write_all(escape.as_bytes())?;
-            start = i + c.len_utf8();
+            writer.write_all(&bytes[start..i])?;
+            writer.write_all(escape)?;
+            start = i + len;
         }
-        writer.write_all(&fragment.as_bytes()[start..])
+        writer.write_all(&bytes[start..])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_written_timestamps_match_chronos_formatting() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for i in 0..20_000 {
+            let secs = (next() % 315_537_897_599) as i64 - 62_135_596_800; // years 1..=9999
+            let nanos = match i % 4 {
+                0 => 0,
+                1 => (next() % 1000) as u32 * 1_000_000,
+                _ => (next() % 1_000_000_000) as u32,
+            };
+            let offset_minutes = (next() % (2 * 23 * 60 + 1)) as i32 - 23 * 60;
+            let offset = FixedOffset::east_opt(if i % 3 == 0 { 0 } else { offset_minutes * 60 })
+                .expect("offset");
+            let Some(t) = DateTime::from_timestamp(secs, nanos).map(|t| t.with_timezone(&offset))
+            else {
+                continue;
+            };
+            let t = Timestamp(t);
+            let mut buf = [0u8; 35];
+            let fast = t.write_go_rfc3339(&mut buf).map(|n| buf[..n].to_vec());
+            assert_eq!(
+                fast.as_deref(),
+                Some(t.go_rfc3339_by_chrono().as_bytes()),
+                "{t:?}"
+            );
+        }
+        // Outside the hand-written range, chrono's path.
+        let early = Timestamp::from(DateTime::from_timestamp(-62_230_000_000, 5).expect("year -2"));
+        assert!(early.write_go_rfc3339(&mut [0; 35]).is_none());
+        assert_eq!(early.to_string(), early.go_rfc3339_by_chrono());
+    }
+
+    #[test]
+    fn strings_escape_like_go_encoding_json() {
+        let json = to_go_json("a<b>&c\u{2028}d\u{2029}é\u{2027}→").expect("encode");
+        assert_eq!(
+            String::from_utf8(json).expect("utf8"),
+            "\"a\\u003cb\\u003e\\u0026c\\u2028d\\u2029é\u{2027}→\""
+        );
+    }
 
     #[test]
     fn timestamps_print_like_go_rfc3339nano() {

@@ -19,6 +19,27 @@ pub(crate) const PAST_DEADLINE: &str = "past deadline";
 /// Margin after an `active` task turns stale before it is looked at again.
 const STALE_MARGIN: Duration = Duration::from_millis(100);
 
+/// Deliveries of an item whose task document cannot be found before the item is discarded.
+const MISSING_TASK_DELIVERIES: i64 = 8;
+
+/// How soon to look again for the task of an item whose document was not found, or `None` to
+/// discard the item now. A producer sends a task's document and item together, so the item can
+/// arrive a moment before its document is readable (longer while a clustered stream elects a
+/// leader, or from a replica that lags); the waits double from 50 ms up to 2 s, about 7 s in all,
+/// within the consumer's delivery limit `max_deliver`.
+pub(crate) fn missing_task_delay(delivered: i64, max_deliver: i64) -> Option<Duration> {
+    let limit = if max_deliver > 0 {
+        MISSING_TASK_DELIVERIES.min(max_deliver)
+    } else {
+        MISSING_TASK_DELIVERIES
+    };
+    if delivered >= limit {
+        return None;
+    }
+    let doublings = u32::try_from(delivered.clamp(1, 16) - 1).unwrap_or(0);
+    Some((Duration::from_millis(50) * 2u32.pow(doublings)).min(Duration::from_secs(2)))
+}
+
 /// What to do with a delivered task before anything runs.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Decision {
@@ -382,5 +403,28 @@ mod tests {
         assert_eq!(after_failure(&t, &limited, 5), AfterFailure::Expire);
         t.max_tries = 0;
         assert_eq!(after_failure(&t, &queue(), 1000), AfterFailure::Retry);
+    }
+
+    #[test]
+    fn an_item_without_its_task_is_looked_at_again_then_discarded() {
+        let delays: Vec<_> = (1..=8).map(|d| missing_task_delay(d, -1)).collect();
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(
+            delays,
+            [
+                ms(50),
+                ms(100),
+                ms(200),
+                ms(400),
+                ms(800),
+                ms(1600),
+                ms(2000),
+                None
+            ]
+        );
+        // The consumer stops delivering at max_deliver: the last delivery discards.
+        assert_eq!(missing_task_delay(2, 3), ms(100));
+        assert_eq!(missing_task_delay(3, 3), None);
+        assert_eq!(missing_task_delay(1, 1), None);
     }
 }

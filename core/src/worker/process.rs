@@ -66,12 +66,22 @@ impl QueueConsumer {
                 self.storage.load_task(&item.job).await
             ),
         };
-        if loaded.is_err() {
+        let looking_again = match &loaded {
+            Err(e) if e.kind() == ErrorKind::TaskNotFound => {
+                decide::missing_task_delay(delivery.delivered, self.queue.max_tries)
+            }
+            _ => None,
+        };
+        if loaded.is_err() && looking_again.is_none() {
             metrics::inc(&metrics::TASK_NOT_FOUND, &[&self.queue.name]);
         }
         let mut task = match loaded {
             Ok(task) => task,
             Err(e) if e.kind() == ErrorKind::TaskNotFound => {
+                if let Some(delay) = looking_again {
+                    tracing::debug!(task = %item.job, delivered = delivery.delivered, "task not found yet; looking again");
+                    return delivery.nak(delay).await;
+                }
                 tracing::warn!(task = %item.job, "terminating work item of a task that does not exist");
                 return delivery.term().await;
             }
@@ -166,7 +176,7 @@ impl QueueConsumer {
             }
             return;
         }
-        task.tries += 1;
+        task.tries = task.tries.saturating_add(1);
         metrics::add(&metrics::HANDLERS_BUSY, &[], 1.0);
         let started = std::time::Instant::now();
         let outcome = self.run_handler(&task, delivery, &hard_stop).await;

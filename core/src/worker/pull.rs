@@ -106,7 +106,9 @@ impl QueueConsumer {
                             let lined_up = this.order.as_ref().map(|gate| gate.line_up_message(&message));
                             let this = this.clone();
                             let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
-                            in_flight.spawn(async move {
+                            // Boxed here so the ~10 KB future is moved into place once, not
+                            // copied along tokio's spawn path.
+                            in_flight.spawn(Box::pin(async move {
                                 let Some(slot) = this.redeem(credit, &message, &shutdown).await else {
                                     if let Some(gate) = &this.order {
                                         gate.forget(&message);
@@ -119,7 +121,7 @@ impl QueueConsumer {
                                     }
                                     _ => this.process(message, slot, hard_stop).await,
                                 }
-                            });
+                            }));
                         }
                         Some(Err(e)) => {
                             pull_error = Some(e);
