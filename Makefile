@@ -172,6 +172,12 @@ bench-scale: setup ## A 1,000,000-task backlog: producer and worker RSS, drain r
 
 fuzz: setup ## Long property runs of every network decoder and the cron parser (make test runs 256 cases each)
 	PROPTEST_CASES=$${FUZZ_CASES:-200000} cargo test --release -p jetjobs --lib decoder_properties
+	@# Debug build: overflow checks turn hostile numbers in a document into a visible panic.
+	GARBAGE_ROUNDS=$${FUZZ_ROUNDS:-20} GARBAGE_SEED=$${FUZZ_SEED:-$$(date +%s)} \
+	  cargo test -p jetjobs --test garbage -- --nocapture
+
+chaos: setup ## Long chaos run (root): worker/server SIGKILLs, a netns partition, a lossy link, a backlog
+	CHAOS_PROFILE=long cargo test --release -p jetjobs --test chaos -- --nocapture --test-threads=1
 
 bench-python: ## Python handler figures as ratios of the Rust run above (reads target/bench.json)
 	$(MAKE) --no-print-directory python-tools
@@ -192,4 +198,4 @@ node-demo: setup ## Node SDK demo: a Node worker handles a few tasks (own nats-s
 
 .PHONY: node-demo
 
-.PHONY: help setup demo check check-rust go-check node-check test-rust test-examples test-python test-node test fuzz bench bench-scale bench-python bench-node
+.PHONY: help setup demo check check-rust go-check node-check test-rust test-examples test-python test-node test fuzz chaos bench bench-scale bench-python bench-node

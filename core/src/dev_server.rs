@@ -151,7 +151,7 @@ impl Drop for DevServer {
     }
 }
 
-fn find_binary() -> PathBuf {
+pub(crate) fn find_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").map(PathBuf::from)
         && bin.exists()
     {

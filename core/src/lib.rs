@@ -32,6 +32,7 @@ mod coord;
 #[cfg(test)]
 mod decoder_properties;
 mod delegated;
+mod dev_cluster;
 mod dev_server;
 mod error;
 mod events;
@@ -63,6 +64,7 @@ pub use coord::lifecycle::{
     GOVERNOR_LIFECYCLE_PROTOCOL, GovernorEvent, GovernorEventType, governor_lifecycle_subject,
 };
 pub use delegated::Responder;
+pub use dev_cluster::DevCluster;
 pub use dev_server::DevServer;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{

@@ -9,8 +9,8 @@
 //! `execution failed: exit status N`), so Go tooling reads the same task documents.
 
 mod external;
-mod request_reply;
-mod responder;
+pub(crate) mod request_reply;
+pub(crate) mod responder;
 
 pub(crate) use external::ExternalProcess;
 pub(crate) use request_reply::RequestReply;

@@ -103,7 +103,7 @@ fn callout_error(kind: RequestErrorKind, error: &async_nats::RequestError) -> St
 
 /// The reply as the try's outcome: `AJ-Terminate` before `AJ-Error`; else the raw reply bytes,
 /// stored as asyncjobs stores a Go `[]byte`: a base64 JSON string.
-fn outcome(headers: Option<&HeaderMap>, body: Bytes) -> HandlerResult {
+pub(crate) fn outcome(headers: Option<&HeaderMap>, body: Bytes) -> HandlerResult {
     let header = |name: &str| {
         headers
             .and_then(|h| h.get(name))

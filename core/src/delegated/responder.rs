@@ -262,7 +262,7 @@ impl Shared {
 }
 
 /// Time left until an `AJ-Handler-Deadline`.
-fn until(deadline: &str) -> std::result::Result<Duration, HandlerError> {
+pub(crate) fn until(deadline: &str) -> std::result::Result<Duration, HandlerError> {
     let due = DateTime::parse_from_rfc3339(deadline).map_err(|e| {
         HandlerError::retry(format!(
             "invalid {REQUEST_REPLY_DEADLINE_HEADER} {deadline:?}: {e}"

@@ -228,3 +228,26 @@ pub async fn tasks_per_second(
     }
     seconds
 }
+
+/// A 3-node nats-server cluster ([`jetjobs::DevCluster`]), stopped and removed on drop.
+pub struct NatsCluster(pub jetjobs::DevCluster);
+
+impl NatsCluster {
+    pub fn start() -> Self {
+        Self(jetjobs::DevCluster::start().expect("nats-server cluster starts (run `make setup`)"))
+    }
+}
+
+impl std::ops::Deref for NatsCluster {
+    type Target = jetjobs::DevCluster;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for NatsCluster {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
