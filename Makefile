@@ -167,10 +167,19 @@ bench: setup ## Throughput and latency against the server baseline, in one run
 	BENCH_JSON=$(CURDIR)/target/bench.json cargo run --release -p jetjobs-bench
 	$(MAKE) --no-print-directory bench-python bench-node
 
+PEERBENCH_DIR ?= $(CURDIR)/../shared/peerbench
+PEERBENCH_SYSTEMS ?= celery dramatiq bullmq taskiq_nats asyncjobs_go jetstream_baseline jetjobs_rust jetjobs_python jetjobs_node $(CURDIR)/bench/peerbench/jetjobs_rust_bulk.sh
+
+peerbench: setup ## The peers (BullMQ, Celery, ...) and jetjobs side by side in one run of ../shared/peerbench (ROUNDS=3), enqueue_many mode included
+	cd $(PEERBENCH_DIR) && for b in asyncjobs_go jetjobs_rust jetjobs_python jetjobs_node; do \
+	  JETJOBS_SRC=$(CURDIR) PEERBENCH_BUILD_ONLY=1 ./$$b.sh || exit 1; done
+	PEERBENCH_BUILD_ONLY=1 bench/peerbench/jetjobs_rust_bulk.sh
+	cd $(PEERBENCH_DIR) && JETJOBS_SRC=$(CURDIR) PEERBENCH_ONLY="$(PEERBENCH_SYSTEMS)" ./run_all.sh $${ROUNDS:-3}
+
 bench-scale: setup ## A 1,000,000-task backlog: producer and worker RSS, drain rate, every task complete (not in `make test`)
 	cargo run --release -p jetjobs-bench --bin scale
 
-fuzz: setup ## Long property runs of every network decoder and the cron parser (make test runs 256 cases each)
+fuzz: setup ## Long property runs of every network decoder and the cron parser (make test runs 256 cases each), then rounds of garbage injection
 	PROPTEST_CASES=$${FUZZ_CASES:-200000} cargo test --release -p jetjobs --lib decoder_properties
 	@# Debug build: overflow checks turn hostile numbers in a document into a visible panic.
 	GARBAGE_ROUNDS=$${FUZZ_ROUNDS:-20} GARBAGE_SEED=$${FUZZ_SEED:-$$(date +%s)} \
@@ -198,4 +207,4 @@ node-demo: setup ## Node SDK demo: a Node worker handles a few tasks (own nats-s
 
 .PHONY: node-demo
 
-.PHONY: help setup demo check check-rust go-check node-check test-rust test-examples test-python test-node test fuzz chaos bench bench-scale bench-python bench-node
+.PHONY: help setup demo check check-rust go-check node-check test-rust test-examples test-python test-node test fuzz chaos bench bench-scale bench-python bench-node peerbench

@@ -78,16 +78,18 @@ impl QueueHandle {
                 Err(e) => Sending::Failed(e),
             });
         }
-        let mut out = Vec::with_capacity(sent.len());
-        for sending in sent {
-            out.push(match sending {
+        // Settled concurrently: during an outage each failed task may need a further request
+        // (withdrawing its item, asking whether the queue exists), and one after another those
+        // would add up to minutes for a window.
+        futures::future::join_all(sent.into_iter().map(|sending| async move {
+            match sending {
                 Sending::Sent(task, document, item) => {
                     self.settle_together(task, document, item).await
                 }
                 Sending::Alone(task) => self.enqueue(task).await,
                 Sending::Failed(e) => Err(e),
-            });
-        }
-        out
+            }
+        }))
+        .await
     }
 }

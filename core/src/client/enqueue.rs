@@ -8,12 +8,18 @@
 //! again for a few seconds before it discards the item (`decide::missing_task_delay`); and an item
 //! whose document was refused is removed here.
 
+use std::time::Duration;
+
 use async_nats::jetstream::context::PublishAckFuture;
 
 use crate::client::QueueHandle;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::await_item;
 use crate::task::Task;
+
+/// How long a failed enqueue tries to take back its item: best effort, since a worker discards
+/// an item without a task anyway, so an outage must not hold the caller longer.
+const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl QueueHandle {
     /// Whether `task`'s two writes can be sent together: its item goes straight into the queue's
@@ -64,7 +70,13 @@ impl QueueHandle {
         let Ok(sequence) = item else {
             return error;
         };
-        if let Err(e) = self.storage().remove_item_at(self.name(), sequence).await {
+        let removed = tokio::time::timeout(
+            WITHDRAW_TIMEOUT,
+            self.storage().remove_item_at(self.name(), sequence),
+        )
+        .await
+        .unwrap_or_else(|_| Err(Error::new(ErrorKind::Timeout, "removing a work item")));
+        if let Err(e) = removed {
             tracing::warn!(queue = %self.name(), sequence, error = %e,
                 "removing the work item of a failed enqueue failed; a worker will discard it");
         }

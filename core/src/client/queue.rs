@@ -220,7 +220,14 @@ impl QueueHandle {
     /// that is electing a leader does not answer either: `QueueNotFound` only if the server says
     /// the stream is gone, `Storage` otherwise.
     async fn confirm_missing(&self, not_answered: Error) -> Error {
-        match self.inner.storage.queue_info(self.name()).await {
+        // Bounded: while the cluster elects leaders this question may not be answered either.
+        let asked = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.inner.storage.queue_info(self.name()),
+        )
+        .await
+        .unwrap_or_else(|_| Err(Error::new(ErrorKind::Timeout, "reading queue info")));
+        match asked {
             Ok(_) => Error::with_source(
                 ErrorKind::Storage,
                 format!(

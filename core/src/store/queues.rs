@@ -22,6 +22,8 @@ use crate::wire::names::{QUEUE_CONSUMER, QUEUE_STREAM_PREFIX, queue_stream, queu
 /// The work-queue message body: `{"kind":0,"job":"<task id>"}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ProcessItem {
+    /// Missing reads as 0 (a task item), as Go's encoding/json leaves it.
+    #[serde(default)]
     pub(crate) kind: i64,
     pub(crate) job: String,
 }
