@@ -1,28 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Batch enqueue: many tasks with pipelined writes, each with `enqueue`'s guarantees.
 //!
-//! A window of tasks is sent without waiting, each task's document and work item together, then
-//! their acknowledgements are read in order and settled as `enqueue` settles one. A unique,
-//! delayed or ordered task takes the one-task path in its place.
-
-use async_nats::jetstream::context::PublishAckFuture;
+//! A window of tasks is sent without waiting. An immediate task's document and work item go
+//! together, and their acknowledgements are settled as `enqueue` settles one. A delayed or ordered
+//! task's document is stored first and its item sent after, in batch order, so the items of one
+//! order key are stored in the order given; a unique task takes the one-task path in its place.
 
 use crate::client::QueueHandle;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
+use crate::store::finish_item;
 use crate::task::Task;
 
 /// Tasks whose writes are in flight at once: large enough to hide round trips, small enough to
 /// bound memory and the server's pending acknowledgements.
 const WINDOW: usize = 512;
 
-/// How one task of a batch was sent.
-enum Sending {
-    /// Its document and item are on their way.
-    Sent(Task, PublishAckFuture, Result<PublishAckFuture>),
-    /// It takes the one-task path.
-    Alone(Task),
-    Failed(crate::error::Error),
-}
+/// One task's result, by its place in the window.
+type Placed = (usize, Result<Task>);
 
 impl QueueHandle {
     /// Enqueues `tasks` with pipelined writes; returns one result per task, in order. Each task
@@ -62,34 +56,81 @@ impl QueueHandle {
 
     async fn enqueue_window(&self, tasks: Vec<Task>) -> Vec<Result<Task>> {
         let storage = self.storage();
-        let mut sent = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            sent.push(match self.prepare(task) {
+        let (mut together, mut staged, mut done) = (Vec::new(), Vec::new(), Vec::new());
+        for (place, task) in tasks.into_iter().enumerate() {
+            match self.prepare(task) {
                 Ok(task) if task.unique.is_some() || !self.writes_together(&task) => {
-                    Sending::Alone(task)
+                    staged.push((place, task));
                 }
                 Ok(task) => match storage.send_task(&task).await {
                     Ok(document) => {
                         let item = storage.send_item(self.settings(), &task, true).await;
-                        Sending::Sent(task, document, item)
+                        together.push((place, task, document, item));
                     }
-                    Err(e) => Sending::Failed(e),
+                    Err(e) => done.push((place, Err(e))),
                 },
-                Err(e) => Sending::Failed(e),
-            });
+                Err(e) => done.push((place, Err(e))),
+            }
         }
         // Settled concurrently: during an outage each failed task may need a further request
         // (withdrawing its item, asking whether the queue exists), and one after another those
         // would add up to minutes for a window.
-        futures::future::join_all(sent.into_iter().map(|sending| async move {
-            match sending {
-                Sending::Sent(task, document, item) => {
-                    self.settle_together(task, document, item).await
-                }
-                Sending::Alone(task) => self.enqueue(task).await,
-                Sending::Failed(e) => Err(e),
-            }
-        }))
-        .await
+        let settled = futures::future::join_all(together.into_iter().map(
+            |(place, task, document, item)| async move {
+                (place, self.settle_together(task, document, item).await)
+            },
+        ));
+        let (settled, staged) = futures::join!(settled, self.enqueue_staged(staged));
+        done.extend(settled);
+        done.extend(staged);
+        done.sort_by_key(|(place, _)| *place);
+        done.into_iter().map(|(_, result)| result).collect()
+    }
+
+    /// Delayed, ordered and unique tasks: documents first, then the items of those stored, each
+    /// step in batch order.
+    async fn enqueue_staged(&self, tasks: Vec<(usize, Task)>) -> Vec<Placed> {
+        let storage = self.storage();
+        let mut sent = Vec::with_capacity(tasks.len());
+        for (place, task) in tasks {
+            let document = match task.unique {
+                Some(_) => None,
+                None => Some(storage.send_task(&task).await),
+            };
+            sent.push((place, task, document));
+        }
+        let (mut saved, mut out) = (Vec::new(), Vec::with_capacity(sent.len()));
+        for (place, mut task, document) in sent {
+            let result = match document {
+                // Its key is claimed between its two writes: the one-task path.
+                None => self.enqueue(task).await,
+                Some(Err(e)) => Err(e),
+                Some(Ok(pending)) => match storage.finish_save(&mut task, pending).await {
+                    Ok(()) => {
+                        saved.push((place, task));
+                        continue;
+                    }
+                    // The id is stored already: a repeat of this task, or another's id.
+                    Err(e) if e.kind() == ErrorKind::TaskUpdateFailed => {
+                        self.store_and_publish(task, true).await
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            out.push((place, result));
+        }
+        let mut publishing = Vec::with_capacity(saved.len());
+        for (place, task) in saved {
+            let pending = storage.send_item(self.settings(), &task, true).await;
+            publishing.push((place, task, pending));
+        }
+        for (place, task, pending) in publishing {
+            let published = match pending {
+                Ok(pending) => finish_item(self.settings(), pending).await,
+                Err(e) => Err(e),
+            };
+            out.push((place, self.settle_item(task, published).await));
+        }
+        out
     }
 }

@@ -27,7 +27,7 @@ pub use admin::TasksInfo;
 pub use kv::{Kv, KvBucket, KvEntry, KvOperation};
 pub(crate) use ordered::{KeyHead, OrderedItems};
 pub use queues::QueueInfo;
-pub(crate) use queues::{ProcessItem, await_item};
+pub(crate) use queues::{ProcessItem, await_item, finish_item};
 
 /// Where and how the streams are stored when jetjobs creates them.
 #[derive(Debug, Clone, PartialEq)]
