@@ -72,14 +72,27 @@ impl QueueHandle {
                 Err(e) => done.push((place, Err(e))),
             }
         }
-        // Settled concurrently: during an outage each failed task may need a further request
+        // Acknowledgements are read in order; tasks with a write not stored are settled
+        // concurrently after, since during an outage each may need a further request
         // (withdrawing its item, asking whether the queue exists), and one after another those
         // would add up to minutes for a window.
-        let settled = futures::future::join_all(together.into_iter().map(
-            |(place, task, document, item)| async move {
-                (place, self.settle_together(task, document, item).await)
-            },
-        ));
+        let settled = async {
+            let mut stored = Vec::with_capacity(together.len());
+            let mut unstored = Vec::new();
+            for (place, task, document, item) in together {
+                match self.await_together(task, document, item).await {
+                    Ok(task) => stored.push((place, Ok(task))),
+                    Err(failed) => unstored.push((place, failed)),
+                }
+            }
+            stored.extend(
+                futures::future::join_all(unstored.into_iter().map(|(place, failed)| async move {
+                    (place, self.settle_unstored(failed).await)
+                }))
+                .await,
+            );
+            stored
+        };
         let (settled, staged) = futures::join!(settled, self.enqueue_staged(staged));
         done.extend(settled);
         done.extend(staged);

@@ -21,6 +21,13 @@ use crate::task::Task;
 /// an item without a task anyway, so an outage must not hold the caller longer.
 const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A task of which at least one write was not stored: the outcome of each.
+pub(super) struct Unstored {
+    task: Task,
+    saved: Result<()>,
+    item: Result<u64>,
+}
+
 impl QueueHandle {
     /// Whether `task`'s two writes can be sent together: its item goes straight into the queue's
     /// stream. A delayed or ordered item lives elsewhere and keeps the ordered path.
@@ -40,15 +47,38 @@ impl QueueHandle {
     /// settles the outcome as `enqueue` would.
     pub(super) async fn settle_together(
         &self,
-        mut task: Task,
+        task: Task,
         document: PublishAckFuture,
         item: Result<PublishAckFuture>,
     ) -> Result<Task> {
+        match self.await_together(task, document, item).await {
+            Ok(task) => Ok(task),
+            Err(unsettled) => self.settle_unstored(unsettled).await,
+        }
+    }
+
+    /// Waits for both acknowledgements: the stored task, or what went wrong for
+    /// [`QueueHandle::settle_unstored`].
+    pub(super) async fn await_together(
+        &self,
+        mut task: Task,
+        document: PublishAckFuture,
+        item: Result<PublishAckFuture>,
+    ) -> std::result::Result<Task, Box<Unstored>> {
         let saved = self.storage().finish_save(&mut task, document).await;
         let item = match item {
             Ok(pending) => await_item(self.settings(), pending).await,
             Err(e) => Err(e),
         };
+        match (saved, item) {
+            (Ok(()), Ok(_)) => Ok(task),
+            (saved, item) => Err(Box::new(Unstored { task, saved, item })),
+        }
+    }
+
+    /// Settles a task whose document or item was not stored as `enqueue` would.
+    pub(super) async fn settle_unstored(&self, unstored: Box<Unstored>) -> Result<Task> {
+        let Unstored { task, saved, item } = *unstored;
         match saved {
             Ok(()) => self.settle_item(task, item.map(|_| ())).await,
             Err(e) if e.kind() == ErrorKind::TaskUpdateFailed => {
