@@ -185,19 +185,7 @@ impl DevCluster {
         let Some(mut child) = self.nodes[i].child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        crate::dev_server::stop_gracefully(&mut child);
     }
 
     /// Stops node `i` if it runs, starts it again on the same ports and store, and waits until

@@ -113,19 +113,7 @@ impl DevServer {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        stop_gracefully(&mut child);
     }
 
     /// Stops the server if it runs and starts it again on the same port and store.
@@ -170,4 +158,22 @@ pub(crate) fn find_binary() -> PathBuf {
         .map(|v| v.join("bin/nats-server"))
         .find(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("nats-server"))
+}
+
+/// SIGTERM, so the server hands its leaderships over and syncs its store, then SIGKILL if it has
+/// not exited within 10 s; reaps the process either way.
+pub(crate) fn stop_gracefully(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
