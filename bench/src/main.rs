@@ -12,10 +12,15 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use jetjobs::{CancellationToken, Client, ClientOptions, DevServer, Mux, Queue, Task};
+use jetjobs_bench::{micros, process_cpu, status_kib, thread_cpu};
 use tokio::sync::mpsc;
 
 mod ordered;
 mod pool;
+
+// As the README's Production section recommends for worker processes (the bindings use it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -61,6 +66,11 @@ async fn main() -> Result<(), BoxError> {
     let server_cpu_before = process_cpu(server.pid());
     let drain = drain_backlog(&client, tasks).await?;
     let server_cpu_per_task = micros(process_cpu(server.pid()) - server_cpu_before) / tasks as f64;
+    let drain_current_thread = {
+        let url = server.url().to_string();
+        tokio::task::spawn_blocking(move || drain_on_current_thread(&url, tasks, concurrency))
+            .await??
+    };
     let mixed = produce_and_consume(&client, tasks / 2).await?;
     let (p50, p99) = unloaded_latency(&client, 500).await?;
     let batch_rate = enqueue_batch(&client, tasks).await?;
@@ -89,6 +99,10 @@ async fn main() -> Result<(), BoxError> {
         "    drain {tasks}-task backlog     {:>10.0} tasks/s",
         drain.rate
     );
+    println!(
+        "    drain, current-thread runtime {:>9.0} tasks/s",
+        drain_current_thread.rate
+    );
     println!("    producers + workers together {mixed:>10.0} tasks/s");
     println!(
         "    drain ordered, {order_keys} keys       {ordered_rate:>10.0} tasks/s  ({ordered_tasks} tasks)"
@@ -110,6 +124,10 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "    worker CPU per task (drain)  {:>10.1} µs",
         drain.cpu_micros_per_task
+    );
+    println!(
+        "    worker CPU, current-thread   {:>10.1} µs",
+        drain_current_thread.cpu_micros_per_task
     );
     println!("    server CPU per task (drain)  {server_cpu_per_task:>10.1} µs");
     println!(
@@ -185,6 +203,9 @@ async fn main() -> Result<(), BoxError> {
             "publish_rate": publish_rate,
             "publish_p50_us": micros(publish_p50),
             "rust_drain_rate": drain.rate,
+            "rust_worker_cpu_us": drain.cpu_micros_per_task,
+            "rust_drain_rate_current_thread": drain_current_thread.rate,
+            "rust_worker_cpu_us_current_thread": drain_current_thread.cpu_micros_per_task,
             "rust_enqueue_many_rate": batch_rate,
             "rust_sequential_enqueue_rate": sequential_rate,
             "rust_start_p50_ms": p50.as_secs_f64() * 1e3,
@@ -193,10 +214,6 @@ async fn main() -> Result<(), BoxError> {
         std::fs::write(path, figures.to_string())?;
     }
     Ok(())
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
 
 /// Pipelined publish-with-ack throughput (256 in flight) and sequential publish-with-ack p50.
@@ -366,6 +383,36 @@ async fn drain_backlog(client: &Client, n: usize) -> Result<Drain, BoxError> {
     })
 }
 
+/// The drain again with the worker on a current-thread runtime of its own thread, as the README
+/// recommends for worker processes: a work-stealing runtime's threads wake each other for nearly
+/// every message, which costs the worker a large share of its CPU. Counts this thread's CPU only.
+fn drain_on_current_thread(url: &str, n: usize, concurrency: usize) -> Result<Drain, BoxError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = ClientOptions::new()
+            .queue(Queue::new("BENCH").max_concurrent(10_000))
+            .concurrency(concurrency)
+            .connect(url)
+            .await?;
+        enqueue_all(&client, n).await?;
+        let cpu_before = thread_cpu();
+        let started = Instant::now();
+        let (shutdown, worker) = start_worker(&client, noop_mux()?);
+        wait_empty(&client).await?;
+        let elapsed = started.elapsed();
+        let cpu = thread_cpu() - cpu_before;
+        shutdown.cancel();
+        worker.await??;
+        client.close().await?;
+        Ok(Drain {
+            rate: n as f64 / elapsed.as_secs_f64(),
+            cpu_micros_per_task: micros(cpu) / n as f64,
+        })
+    })
+}
+
 async fn produce_and_consume(client: &Client, n: usize) -> Result<f64, BoxError> {
     let (shutdown, worker) = start_worker(client, noop_mux()?);
     let started = Instant::now();
@@ -402,28 +449,6 @@ async fn unloaded_latency(client: &Client, n: usize) -> Result<(Duration, Durati
     Ok((latencies[n / 2], latencies[n * 99 / 100]))
 }
 
-/// User + system CPU time of a process (this one for `None`), from /proc (Linux).
-fn process_cpu(pid: Option<u32>) -> Duration {
-    let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let ticks = field(11) + field(12);
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-}
-
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    status_kib(std::process::id(), "VmHWM:").unwrap_or(0)
 }

@@ -10,6 +10,10 @@
 //! peerbench_bulk producer   warm-up, then PEERBENCH_N tasks with enqueue_many ×1000 (headline),
 //!                           then PEERBENCH_N with one `enqueue().await` after another (details)
 //! ```
+//!
+//! Both processes run on the tokio runtime `PEERBENCH_JETJOBS_RUNTIME` names: `current_thread`
+//! (the default, as the README's Production section recommends for worker processes) or
+//! `multi_thread` (what `#[tokio::main]` gives, as the harness's own `jetjobs_rust` uses).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jetjobs::{CancellationToken, Client, ClientOptions, Mux, Queue, Task};
+
+// As the README's Production section recommends for worker processes (the bindings use it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -195,7 +203,7 @@ async fn producer(cfg: Config) -> Result<(), BoxError> {
         "jetjobs_rust_bulk: {n} tasks in {:.3} s = {:.0} tasks/s (end-to-end, enqueue_many ×{BULK}; \
          enqueue {:.0} tasks/s; last task done {:.3} s after last enqueue; \
          sequential enqueue loop: end-to-end {:.0} tasks/s, enqueue {:.0} tasks/s; \
-         worker: 1 process, concurrency {}; nats-server {server})",
+         worker: 1 process, concurrency {}; tokio runtime {}; nats-server {server})",
         b2 - b0,
         nf / (b2 - b0),
         nf / (b1 - b0),
@@ -203,20 +211,41 @@ async fn producer(cfg: Config) -> Result<(), BoxError> {
         nf / (s2 - s0),
         nf / (s1 - s0),
         cfg.concurrency,
+        runtime_flavor(),
     );
     Ok(())
 }
 
-#[tokio::main]
-async fn main() {
+fn runtime_flavor() -> String {
+    std::env::var("PEERBENCH_JETJOBS_RUNTIME").unwrap_or_else(|_| "current_thread".into())
+}
+
+fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let result = match Config::load() {
-        Err(e) => Err(e),
-        Ok(cfg) => match mode.as_str() {
-            "worker" => worker(cfg).await,
-            "producer" => producer(cfg).await,
-            _ => Err("usage: peerbench_bulk worker|producer".into()),
-        },
+    let runtime = match runtime_flavor().as_str() {
+        "current_thread" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        "multi_thread" => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        other => {
+            eprintln!(
+                "jetjobs_rust_bulk: PEERBENCH_JETJOBS_RUNTIME={other}: expected current_thread or multi_thread"
+            );
+            std::process::exit(2);
+        }
+    };
+    let result = match (Config::load(), runtime) {
+        (Err(e), _) => Err(e),
+        (_, Err(e)) => Err(e.into()),
+        (Ok(cfg), Ok(runtime)) => runtime.block_on(async {
+            match mode.as_str() {
+                "worker" => worker(cfg).await,
+                "producer" => producer(cfg).await,
+                _ => Err("usage: peerbench_bulk worker|producer".into()),
+            }
+        }),
     };
     if let Err(e) = result {
         eprintln!("jetjobs_rust_bulk: FAILED: {e}");

@@ -4,7 +4,11 @@
 //! of the drain and the producer's peak RSS, and checks that every task ended `complete`. Memory
 //! must stay flat: nothing in the engine grows with the backlog.
 //!
-//! Environment: `SCALE_TASKS` (default 1000000), `SCALE_CONCURRENCY` (default 256).
+//! Also prints the worker's and the server's CPU per task over the drain.
+//!
+//! Environment: `SCALE_TASKS` (default 1000000), `SCALE_CONCURRENCY` (default 256),
+//! `SCALE_RUNTIME` (the processes' tokio runtime: `multi_thread`, the default, or
+//! `current_thread`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +16,11 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt as _;
 use jetjobs::{CancellationToken, Client, ClientOptions, DevServer, Mux, Queue, Task};
+use jetjobs_bench::{micros, process_cpu, status_kib};
+
+// As the README's Production section recommends for worker processes (the bindings use it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -34,14 +43,25 @@ async fn connect(url: &str) -> Result<Client, BoxError> {
         .await?)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
+fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("produce") => produce(&args[2], args[3].parse()?).await,
-        Some("work") => work(&args[2]).await,
-        _ => orchestrate().await,
-    }
+    let mut runtime = match std::env::var("SCALE_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        Ok("multi_thread") | Err(_) => tokio::runtime::Builder::new_multi_thread(),
+        Ok(other) => {
+            return Err(
+                format!("SCALE_RUNTIME={other}: expected multi_thread or current_thread").into(),
+            );
+        }
+    };
+    let runtime = runtime.enable_all().build()?;
+    runtime.block_on(async {
+        match args.get(1).map(String::as_str) {
+            Some("produce") => produce(&args[2], args[3].parse()?).await,
+            Some("work") => work(&args[2]).await,
+            _ => orchestrate().await,
+        }
+    })
 }
 
 async fn produce(url: &str, n: usize) -> Result<(), BoxError> {
@@ -81,7 +101,8 @@ async fn work(url: &str) -> Result<(), BoxError> {
         term.recv().await;
         stop.cancel();
     });
-    client.run(mux, shutdown).await?;
+    // Spawned, as the bindings run it: on a runtime's worker thread, not in `block_on`.
+    tokio::spawn(async move { client.run(mux, shutdown).await }).await??;
     Ok(())
 }
 
@@ -108,11 +129,19 @@ async fn orchestrate() -> Result<(), BoxError> {
         .spawn()?;
     let mut marks = vec![0, 25, 50, 75, 100].into_iter().peekable();
     let mut rss = Vec::new();
+    let mut cpu_at_first = (Duration::ZERO, Duration::ZERO, 0);
     while let Some(&mark) = marks.peek() {
         let remaining = admin.queue_info(QUEUE).await?.items as usize;
         let done = n - remaining.min(n);
         // "0 %" is the first completed task: the worker has connected and is running.
         if done > 0 && done * 100 >= mark * n {
+            if mark == 0 {
+                cpu_at_first = (
+                    process_cpu(Some(worker.id())),
+                    process_cpu(server.pid()),
+                    done,
+                );
+            }
             rss.push((mark, done, status_kib(worker.id(), "VmRSS:").unwrap_or(0)));
             marks.next();
             continue;
@@ -123,6 +152,9 @@ async fn orchestrate() -> Result<(), BoxError> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = started.elapsed();
+    let measured = (n - cpu_at_first.2) as f64;
+    let worker_cpu = micros(process_cpu(Some(worker.id())) - cpu_at_first.0) / measured;
+    let server_cpu = micros(process_cpu(server.pid()) - cpu_at_first.1) / measured;
     stop(&mut worker)?;
     for (mark, done, kib) in &rss {
         println!(
@@ -140,6 +172,9 @@ async fn orchestrate() -> Result<(), BoxError> {
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64()
     );
+
+    println!("worker CPU per task:             {worker_cpu:>7.1} µs");
+    println!("server CPU per task:             {server_cpu:>7.1} µs");
 
     let complete = count_complete(&url, n).await?;
     println!("tasks complete: {complete} of {n}");
@@ -180,16 +215,4 @@ async fn count_complete(url: &str, n: usize) -> Result<usize, BoxError> {
         }
     }
     Ok(complete)
-}
-
-/// A `/proc/<pid>/status` field in KiB (`VmRSS:` now, `VmHWM:` peak).
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
