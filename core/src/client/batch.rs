@@ -1,19 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Batch enqueue: many tasks with pipelined writes, each with `enqueue`'s guarantees.
 //!
-//! Tasks are sent without waiting, at most a window ahead of the acknowledgements read. An
-//! immediate task's document and work item go together, and their acknowledgements are settled as
-//! `enqueue` settles one. Delayed and ordered tasks follow, a window at a time: each document is
-//! stored first and its item sent after, in batch order, so the items of one order key are stored
-//! in the order given; a unique task takes the one-task path in its place.
+//! A window of tasks is sent without waiting. An immediate task's document and work item go
+//! together, and their acknowledgements are settled as `enqueue` settles one. A delayed or ordered
+//! task's document is stored first and its item sent after, in batch order, so the items of one
+//! order key are stored in the order given; a unique task takes the one-task path in its place.
 
 use crate::client::QueueHandle;
 use crate::error::{ErrorKind, Result};
 use crate::store::finish_item;
 use crate::task::Task;
 
-/// Most tasks whose writes are in flight at once: large enough to hide round trips, small enough
-/// to bound memory and the server's pending acknowledgements.
+/// Tasks whose writes are in flight at once: large enough to hide round trips, small enough to
+/// bound memory and the server's pending acknowledgements.
 const WINDOW: usize = 512;
 
 /// One task's result, by its place in the window.
@@ -46,37 +45,41 @@ impl QueueHandle {
     }
 
     async fn enqueue_all(&self, tasks: Vec<Task>) -> Vec<Result<Task>> {
+        let mut tasks = tasks.into_iter().peekable();
+        let mut out = Vec::with_capacity(tasks.size_hint().0);
+        while tasks.peek().is_some() {
+            let window: Vec<Task> = tasks.by_ref().take(WINDOW).collect();
+            out.extend(self.enqueue_window(window).await);
+        }
+        out
+    }
+
+    async fn enqueue_window(&self, tasks: Vec<Task>) -> Vec<Result<Task>> {
         let storage = self.storage();
-        // The sender runs at most a window ahead of the settler, which reads acknowledgements as
-        // they come: the pipeline stays full, as with a fixed number of publishes in flight,
-        // instead of draining at the end of each window.
-        let (sent, mut to_settle) = tokio::sync::mpsc::channel(WINDOW);
-        let send = async move {
-            let (mut staged, mut refused) = (Vec::new(), Vec::new());
-            for (place, task) in tasks.into_iter().enumerate() {
-                match self.prepare(task) {
-                    Ok(task) if task.unique.is_some() || !self.writes_together(&task) => {
-                        staged.push((place, task));
-                    }
-                    Ok(task) => match storage.send_task(&task).await {
-                        Ok(document) => {
-                            let item = storage.send_item(self.settings(), &task, true).await;
-                            // The settler outlives this loop: it ends only when `sent` is dropped.
-                            let _ = sent.send((place, task, document, item)).await;
-                        }
-                        Err(e) => refused.push((place, Err(e))),
-                    },
-                    Err(e) => refused.push((place, Err(e))),
+        let (mut together, mut staged, mut done) = (Vec::new(), Vec::new(), Vec::new());
+        for (place, task) in tasks.into_iter().enumerate() {
+            match self.prepare(task) {
+                Ok(task) if task.unique.is_some() || !self.writes_together(&task) => {
+                    staged.push((place, task));
                 }
+                Ok(task) => match storage.send_task(&task).await {
+                    Ok(document) => {
+                        let item = storage.send_item(self.settings(), &task, true).await;
+                        together.push((place, task, document, item));
+                    }
+                    Err(e) => done.push((place, Err(e))),
+                },
+                Err(e) => done.push((place, Err(e))),
             }
-            (staged, refused)
-        };
-        // Tasks with a write not stored are settled concurrently after the others, since during
-        // an outage each may need a further request (withdrawing its item, asking whether the
-        // queue exists), and one after another those would add up to minutes.
-        let settle = async {
-            let (mut stored, mut unstored) = (Vec::new(), Vec::new());
-            while let Some((place, task, document, item)) = to_settle.recv().await {
+        }
+        // Acknowledgements are read in order; tasks with a write not stored are settled
+        // concurrently after, since during an outage each may need a further request
+        // (withdrawing its item, asking whether the queue exists), and one after another those
+        // would add up to minutes for a window.
+        let settled = async {
+            let mut stored = Vec::with_capacity(together.len());
+            let mut unstored = Vec::new();
+            for (place, task, document, item) in together {
                 match self.await_together(task, document, item).await {
                     Ok(task) => stored.push((place, Ok(task))),
                     Err(failed) => unstored.push((place, failed)),
@@ -90,13 +93,9 @@ impl QueueHandle {
             );
             stored
         };
-        let ((staged, mut done), settled) = futures::join!(send, settle);
+        let (settled, staged) = futures::join!(settled, self.enqueue_staged(staged));
         done.extend(settled);
-        let mut staged = staged.into_iter().peekable();
-        while staged.peek().is_some() {
-            let window: Vec<(usize, Task)> = staged.by_ref().take(WINDOW).collect();
-            done.extend(self.enqueue_staged(window).await);
-        }
+        done.extend(staged);
         done.sort_by_key(|(place, _)| *place);
         done.into_iter().map(|(_, result)| result).collect()
     }
