@@ -44,3 +44,18 @@ pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
 pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
+
+/// A tokio runtime by name, `current_thread` or `multi_thread` (what `#[tokio::main]` builds):
+/// the benchmarks measure the worker on either.
+pub fn runtime_named(name: &str) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = match name {
+        "current_thread" => tokio::runtime::Builder::new_current_thread(),
+        "multi_thread" => tokio::runtime::Builder::new_multi_thread(),
+        other => {
+            return Err(format!(
+                "runtime {other}: expected current_thread or multi_thread"
+            ));
+        }
+    };
+    builder.enable_all().build().map_err(|e| e.to_string())
+}

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jetjobs::{CancellationToken, Client, ClientOptions, Mux, Queue, Task};
+use jetjobs_bench::runtime_named;
 
 // As the README's Production section recommends for worker processes (the bindings use it too).
 #[global_allocator]
@@ -222,23 +223,10 @@ fn runtime_flavor() -> String {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let runtime = match runtime_flavor().as_str() {
-        "current_thread" => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        "multi_thread" => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-        other => {
-            eprintln!(
-                "jetjobs_rust_bulk: PEERBENCH_JETJOBS_RUNTIME={other}: expected current_thread or multi_thread"
-            );
-            std::process::exit(2);
-        }
-    };
+    let runtime = runtime_named(&runtime_flavor());
     let result = match (Config::load(), runtime) {
         (Err(e), _) => Err(e),
-        (_, Err(e)) => Err(e.into()),
+        (_, Err(e)) => Err(format!("PEERBENCH_JETJOBS_RUNTIME: {e}").into()),
         (Ok(cfg), Ok(runtime)) => runtime.block_on(async {
             match mode.as_str() {
                 "worker" => worker(cfg).await,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt as _;
 use jetjobs::{CancellationToken, Client, ClientOptions, DevServer, Mux, Queue, Task};
-use jetjobs_bench::{micros, process_cpu, status_kib};
+use jetjobs_bench::{micros, process_cpu, runtime_named, status_kib};
 
 // As the README's Production section recommends for worker processes (the bindings use it too).
 #[global_allocator]
@@ -45,16 +45,8 @@ async fn connect(url: &str) -> Result<Client, BoxError> {
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
-    let mut runtime = match std::env::var("SCALE_RUNTIME").as_deref() {
-        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
-        Ok("multi_thread") | Err(_) => tokio::runtime::Builder::new_multi_thread(),
-        Ok(other) => {
-            return Err(
-                format!("SCALE_RUNTIME={other}: expected multi_thread or current_thread").into(),
-            );
-        }
-    };
-    let runtime = runtime.enable_all().build()?;
+    let flavour = std::env::var("SCALE_RUNTIME").unwrap_or_else(|_| "multi_thread".into());
+    let runtime = runtime_named(&flavour).map_err(|e| format!("SCALE_RUNTIME: {e}"))?;
     runtime.block_on(async {
         match args.get(1).map(String::as_str) {
             Some("produce") => produce(&args[2], args[3].parse()?).await,
