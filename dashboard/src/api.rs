@@ -26,7 +26,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::assets;
 use crate::auth::{self, Auth};
-use crate::index::{Entry, ListFilter, TaskIndex};
+use crate::index::{Entry, ListFilter, Status, TaskIndex};
 use crate::live::Live;
 
 /// Tasks per page unless asked otherwise, and the most a page holds.
@@ -245,8 +245,7 @@ fn task_row(task: &Task) -> Value {
     })
 }
 
-fn index_status(state: &AppState) -> Value {
-    let status = state.index.status();
+fn index_status(status: &Status) -> Value {
     json!({
         "ready": status.ready,
         "indexed": status.indexed,
@@ -279,7 +278,7 @@ async fn overview(State(state): State<Arc<AppState>>) -> ApiResult {
         }
         queues.insert(name.clone(), queue);
     }
-    for (name, by_state) in &counts {
+    for (name, by_state) in &counts.by_queue {
         let queue = queues
             .entry(name.clone())
             .or_insert_with(|| json!({"name": name, "exists": false}));
@@ -314,7 +313,7 @@ async fn overview(State(state): State<Arc<AppState>>) -> ApiResult {
         "queues": queues.into_values().collect::<Vec<_>>(),
         "totals": totals,
         "total": totals.values().sum::<u64>(),
-        "index": index_status(&state),
+        "index": index_status(&counts.status),
         "rates": state.live.rates(now),
         "workers": {"waiting_pulls": workers.0, "in_flight": workers.1},
         "scheduler": {
@@ -397,7 +396,7 @@ async fn list_tasks(
         "next_cursor": page.next,
         "matching": matching,
         "limit": limit,
-        "index": index_status(&state),
+        "index": index_status(&page.status),
         "facets": {"queues": queues, "types": types, "states": STATES.map(|s| s.as_str())},
     })))
 }

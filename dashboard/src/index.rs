@@ -52,6 +52,15 @@ struct Data {
 }
 
 impl Data {
+    fn status(&self) -> Status {
+        Status {
+            ready: self.ready,
+            indexed: self.by_id.len(),
+            stored: self.stored,
+            last_seq: self.last_seq,
+        }
+    }
+
     fn intern(set: &mut BTreeSet<Arc<str>>, text: &str) -> Arc<str> {
         if let Some(known) = set.get(text) {
             return known.clone();
@@ -109,6 +118,15 @@ pub(crate) struct ListPage {
     pub(crate) next: Option<String>,
     /// Tasks the filter selects in all.
     pub(crate) matching: usize,
+    /// The index as it was when the page was read.
+    pub(crate) status: Status,
+}
+
+/// Tasks by queue, then by state, with the index's status read under the same lock: a refresh
+/// finishing between the two must not pair an empty count with a ready index.
+pub(crate) struct Counts {
+    pub(crate) by_queue: BTreeMap<String, HashMap<TaskState, u64>>,
+    pub(crate) status: Status,
 }
 
 /// The index's size and progress.
@@ -195,16 +213,6 @@ impl TaskIndex {
         self.read().by_id.get(id).cloned()
     }
 
-    pub(crate) fn status(&self) -> Status {
-        let data = self.read();
-        Status {
-            ready: data.ready,
-            indexed: data.by_id.len(),
-            stored: data.stored,
-            last_seq: data.last_seq,
-        }
-    }
-
     /// Known queue names and task types.
     pub(crate) fn facets(&self) -> (Vec<String>, Vec<String>) {
         let data = self.read();
@@ -213,7 +221,7 @@ impl TaskIndex {
     }
 
     /// Tasks by queue, then by state.
-    pub(crate) fn counts(&self) -> BTreeMap<String, HashMap<TaskState, u64>> {
+    pub(crate) fn counts(&self) -> Counts {
         let data = self.read();
         let mut by_queue: BTreeMap<Arc<str>, HashMap<TaskState, u64>> = BTreeMap::new();
         for entry in data.by_id.values() {
@@ -223,10 +231,13 @@ impl TaskIndex {
                 .entry(entry.state)
                 .or_default() += 1;
         }
-        by_queue
-            .into_iter()
-            .map(|(queue, counts)| (queue.to_string(), counts))
-            .collect()
+        Counts {
+            by_queue: by_queue
+                .into_iter()
+                .map(|(queue, counts)| (queue.to_string(), counts))
+                .collect(),
+            status: data.status(),
+        }
     }
 
     /// Up to `limit` tasks `filter` selects with ids before `before` (none: from the newest).
@@ -261,6 +272,7 @@ impl TaskIndex {
             rows,
             next,
             matching,
+            status: data.status(),
         }
     }
 }
@@ -320,7 +332,7 @@ mod tests {
         assert_eq!(data.queues.len(), 2);
         let index = TaskIndex::new();
         *index.write() = data;
-        let counts = index.counts();
+        let counts = index.counts().by_queue;
         assert_eq!(counts["Q"][&TaskState::Retry], 1);
         assert_eq!(counts["Q"][&TaskState::New], 1);
         assert_eq!(counts["R"][&TaskState::Complete], 1);
