@@ -176,8 +176,16 @@ impl Timestamp {
 }
 
 impl Serialize for Timestamp {
+    // Straight from a stack buffer: `collect_str` would route every timestamp of every saved
+    // task and event through `fmt` and an escaping adapter.
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut buf = [0u8; 35];
+        match self.write_go_rfc3339(&mut buf) {
+            Some(len) => s.serialize_str(
+                std::str::from_utf8(&buf[..len]).map_err(serde::ser::Error::custom)?,
+            ),
+            None => s.serialize_str(&self.go_rfc3339_by_chrono()),
+        }
     }
 }
 
