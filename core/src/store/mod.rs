@@ -11,6 +11,7 @@ mod delayed;
 pub(crate) mod kv;
 mod ordered;
 mod queues;
+mod task_batch;
 mod task_pages;
 mod tasks;
 

@@ -11,6 +11,7 @@ mod due;
 pub(crate) mod options;
 mod ordered;
 mod outage;
+mod prefetch;
 pub(crate) mod priority;
 mod process;
 mod pull;

@@ -36,11 +36,12 @@ impl QueueConsumer {
     pub(crate) async fn process(
         &self,
         message: async_nats::jetstream::Message,
+        preloaded: Option<Task>,
         slot: Slot,
         hard_stop: CancellationToken,
     ) {
         let mut delivery = Delivery::new(&self.storage.nats, &message);
-        self.process_delivery(&message, &mut delivery, None, slot, hard_stop)
+        self.process_delivery(&message, &mut delivery, preloaded, slot, hard_stop)
             .await
     }
 

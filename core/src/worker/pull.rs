@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +18,7 @@ use crate::store::Storage;
 use crate::worker::delivery::Delivery;
 use crate::worker::options::WorkerOptions;
 use crate::worker::outage::storage_retry;
+use crate::worker::prefetch::Prefetch;
 use crate::worker::{Credit, Slot, Slots};
 
 /// How long one pull request waits for items before it is renewed.
@@ -102,26 +103,41 @@ impl QueueConsumer {
                 tokio::select! {
                     next = batch.next() => match next {
                         Some(Ok(message)) => {
-                            let Some(credit) = permits.pop() else { break };
-                            let lined_up = this.order.as_ref().map(|gate| gate.line_up_message(&message));
-                            let this = this.clone();
-                            let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
-                            // Boxed here so the ~10 KB future is moved into place once, not
-                            // copied along tokio's spawn path.
-                            in_flight.spawn(Box::pin(async move {
-                                let Some(slot) = this.redeem(credit, &message, &shutdown).await else {
-                                    if let Some(gate) = &this.order {
-                                        gate.forget(&message);
+                            // The rest of this pull's items usually arrived with the first: their
+                            // documents are then loaded in one request.
+                            let mut arrived = vec![message];
+                            let mut ended = false;
+                            while arrived.len() < permits.len() {
+                                match batch.next().now_or_never() {
+                                    Some(Some(Ok(message))) => arrived.push(message),
+                                    Some(Some(Err(e))) => {
+                                        pull_error = Some(e);
+                                        break;
                                     }
-                                    return;
-                                };
-                                match (&this.order, lined_up) {
-                                    (Some(gate), Some(lined_up)) => {
-                                        this.process_in_order(gate, message, lined_up, slot, &shutdown, hard_stop).await
+                                    Some(None) => {
+                                        ended = true;
+                                        break;
                                     }
-                                    _ => this.process(message, slot, hard_stop).await,
+                                    None => break,
                                 }
-                            }));
+                            }
+                            // Ordered items wait for their key's turn, by which time a document
+                            // loaded now could be stale.
+                            let prefetch = this
+                                .order
+                                .is_none()
+                                .then(|| Prefetch::for_items(&this.storage, &arrived))
+                                .flatten();
+                            for message in arrived {
+                                let Some(credit) = permits.pop() else {
+                                    ended = true;
+                                    break;
+                                };
+                                this.start(&mut in_flight, message, credit, prefetch.clone(), &shutdown, &hard_stop);
+                            }
+                            if pull_error.is_some() || ended {
+                                break;
+                            }
                         }
                         Some(Err(e)) => {
                             pull_error = Some(e);
@@ -171,6 +187,49 @@ impl QueueConsumer {
         }
         let _ = this.storage.nats.flush().await;
         Ok(())
+    }
+
+    /// Runs one pulled item in its own task: waits for its handler slot, then processes it.
+    fn start(
+        self: &Arc<Self>,
+        in_flight: &mut JoinSet<()>,
+        message: async_nats::jetstream::Message,
+        credit: Credit,
+        prefetch: Option<Arc<Prefetch>>,
+        shutdown: &CancellationToken,
+        hard_stop: &CancellationToken,
+    ) {
+        let lined_up = self
+            .order
+            .as_ref()
+            .map(|gate| gate.line_up_message(&message));
+        // A document loaded before a wait for a priority turn could be stale by then.
+        let prefetch = prefetch.filter(|_| matches!(credit, Credit::Slot(_)));
+        let this = self.clone();
+        let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
+        // Boxed here so the ~10 KB future is moved into place once, not copied along tokio's
+        // spawn path.
+        in_flight.spawn(Box::pin(async move {
+            let Some(slot) = this.redeem(credit, &message, &shutdown).await else {
+                if let Some(gate) = &this.order {
+                    gate.forget(&message);
+                }
+                return;
+            };
+            match (&this.order, lined_up) {
+                (Some(gate), Some(lined_up)) => {
+                    this.process_in_order(gate, message, lined_up, slot, &shutdown, hard_stop)
+                        .await
+                }
+                _ => {
+                    let preloaded = match &prefetch {
+                        Some(prefetch) => prefetch.take_for(&message).await,
+                        None => None,
+                    };
+                    this.process(message, preloaded, slot, hard_stop).await
+                }
+            }
+        }));
     }
 
     /// The handler slot for an item pulled with `credit`. With a priority the item waits here
