@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use jetjobs::{CancellationToken, Client, ClientOptions, DevServer, Mux, Queue, Task};
-use jetjobs_bench::{micros, process_cpu, status_kib, thread_cpu};
+use jetjobs_bench::{micros, process_cpu, runtime_named, status_kib, thread_cpu};
 use tokio::sync::mpsc;
 
 mod ordered;
@@ -387,9 +387,7 @@ async fn drain_backlog(client: &Client, n: usize) -> Result<Drain, BoxError> {
 /// recommends for worker processes: a work-stealing runtime's threads wake each other for nearly
 /// every message, which costs the worker a large share of its CPU. Counts this thread's CPU only.
 fn drain_on_current_thread(url: &str, n: usize, concurrency: usize) -> Result<Drain, BoxError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = runtime_named("current_thread")?;
     runtime.block_on(async {
         let client = ClientOptions::new()
             .queue(Queue::new("BENCH").max_concurrent(10_000))

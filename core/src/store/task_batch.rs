@@ -14,14 +14,12 @@ use futures::StreamExt as _;
 use crate::error::{Error, Result};
 use crate::store::Storage;
 use crate::task::{Task, validate_id};
-use crate::wire::names::{TASKS_STREAM, task_subject};
+use crate::wire::names::{TASK_SUBJECT_PREFIX, TASKS_STREAM, task_subject};
 
 /// How long the whole batch may take before the rest is loaded one by one.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most subjects one request asks for; more than a pull ever delivers.
 pub(crate) const MAX_BATCH_LOAD: usize = 256;
-/// The subject prefix of task documents, stripped to find a reply's task id.
-const TASK_SUBJECT_PREFIX: &str = "CHORIA_AJ.T.";
 
 impl Storage {
     /// Whether [`Storage::load_tasks`] can be asked: the tasks stream answers direct gets and the

@@ -18,9 +18,12 @@ pub const EVENTS_SUBJECT_WILDCARD: &str = "CHORIA_AJ.E.>";
 /// Header JetStream uses to deduplicate publishes.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
 
+/// What a task document's subject is before its id.
+pub(crate) const TASK_SUBJECT_PREFIX: &str = "CHORIA_AJ.T.";
+
 /// The subject a task's document is stored on.
 pub(crate) fn task_subject(id: &str) -> String {
-    format!("CHORIA_AJ.T.{id}")
+    format!("{TASK_SUBJECT_PREFIX}{id}")
 }
 
 /// The stream of a queue.

@@ -15,7 +15,8 @@ use crate::task::Task;
 
 pub(crate) struct Prefetch {
     storage: Storage,
-    ids: Vec<String>,
+    /// The task id of each item, in the order the items arrived (`None`: not a task item).
+    ids: Vec<Option<String>>,
     loaded: OnceCell<Mutex<HashMap<String, Task>>>,
 }
 
@@ -28,13 +29,15 @@ impl Prefetch {
         if messages.len() < 2 || !storage.loads_tasks_in_batches() {
             return None;
         }
-        let ids: Vec<String> = messages
+        let ids: Vec<Option<String>> = messages
             .iter()
-            .filter_map(|m| ProcessItem::parse(&m.payload))
-            .filter(|item| item.kind == 0)
-            .map(|item| item.job)
+            .map(|m| {
+                ProcessItem::parse(&m.payload)
+                    .filter(|item| item.kind == 0)
+                    .map(|item| item.job)
+            })
             .collect();
-        (ids.len() >= 2).then(|| {
+        (ids.iter().flatten().count() >= 2).then(|| {
             Arc::new(Self {
                 storage: storage.clone(),
                 ids,
@@ -43,13 +46,15 @@ impl Prefetch {
         })
     }
 
-    /// The document of `message`'s task, if the batch has it; loads the batch on first use.
-    pub(crate) async fn take_for(&self, message: &async_nats::jetstream::Message) -> Option<Task> {
-        let id = ProcessItem::parse(&message.payload)?.job;
+    /// The document of the task of the item at `position` in the pull, if the batch has it;
+    /// loads the batch on first use.
+    pub(crate) async fn take(&self, position: usize) -> Option<Task> {
+        let id = self.ids.get(position)?.as_ref()?;
         let loaded = self
             .loaded
             .get_or_init(|| async {
-                let found = self.storage.load_tasks(&self.ids).await.unwrap_or_else(|e| {
+                let ids: Vec<String> = self.ids.iter().flatten().cloned().collect();
+                let found = self.storage.load_tasks(&ids).await.unwrap_or_else(|e| {
                     tracing::debug!(error = %e, "loading a pull's tasks at once; loading each alone");
                     HashMap::new()
                 });
@@ -59,6 +64,6 @@ impl Prefetch {
         loaded
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id)
+            .remove(id)
     }
 }

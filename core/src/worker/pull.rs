@@ -128,12 +128,13 @@ impl QueueConsumer {
                                 .is_none()
                                 .then(|| Prefetch::for_items(&this.storage, &arrived))
                                 .flatten();
-                            for message in arrived {
+                            for (position, message) in arrived.into_iter().enumerate() {
                                 let Some(credit) = permits.pop() else {
                                     ended = true;
                                     break;
                                 };
-                                this.start(&mut in_flight, message, credit, prefetch.clone(), &shutdown, &hard_stop);
+                                let prefetched = prefetch.clone().map(|p| (p, position));
+                                this.start(&mut in_flight, message, credit, prefetched, &shutdown, &hard_stop);
                             }
                             if pull_error.is_some() || ended {
                                 break;
@@ -195,7 +196,7 @@ impl QueueConsumer {
         in_flight: &mut JoinSet<()>,
         message: async_nats::jetstream::Message,
         credit: Credit,
-        prefetch: Option<Arc<Prefetch>>,
+        prefetched: Option<(Arc<Prefetch>, usize)>,
         shutdown: &CancellationToken,
         hard_stop: &CancellationToken,
     ) {
@@ -204,7 +205,7 @@ impl QueueConsumer {
             .as_ref()
             .map(|gate| gate.line_up_message(&message));
         // A document loaded before a wait for a priority turn could be stale by then.
-        let prefetch = prefetch.filter(|_| matches!(credit, Credit::Slot(_)));
+        let prefetched = prefetched.filter(|_| matches!(credit, Credit::Slot(_)));
         let this = self.clone();
         let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
         // Boxed here so the ~10 KB future is moved into place once, not copied along tokio's
@@ -222,8 +223,8 @@ impl QueueConsumer {
                         .await
                 }
                 _ => {
-                    let preloaded = match &prefetch {
-                        Some(prefetch) => prefetch.take_for(&message).await,
+                    let preloaded = match &prefetched {
+                        Some((prefetch, position)) => prefetch.take(*position).await,
                         None => None,
                     };
                     this.process(message, preloaded, slot, hard_stop).await
