@@ -220,6 +220,16 @@ async fn every_acknowledged_task_completes_when_the_stream_leader_crashes() {
         .connect(cluster.connect_string())
         .await
         .expect("producer connects");
+    // The producer just created the R3 streams and consumer; until each group has elected a
+    // leader, a client preparing the queue on another node waits for an answer (on a loaded
+    // machine past its request timeout).
+    let work_stream = format!("CHORIA_AJ_Q_{QUEUE}");
+    wait_for(
+        "the new groups to elect leaders",
+        Duration::from_secs(60),
+        || leaders(&cluster, &work_stream),
+    )
+    .await;
     let runs = Runs::default();
     let mut workers = Vec::new();
     for i in 0..cluster.node_count() {
@@ -244,7 +254,6 @@ async fn every_acknowledged_task_completes_when_the_stream_leader_crashes() {
 
     // Crash the node that leads most of what a task's life touches: the tasks stream, the queue's
     // stream and its WORKERS consumer; with three different leaders, the tasks stream's.
-    let work_stream = format!("CHORIA_AJ_Q_{QUEUE}");
     let before = leaders(&cluster, &work_stream)
         .await
         .expect("every group has a leader");
