@@ -398,6 +398,14 @@ async fn a_worker_whose_node_is_lost_reconnects_and_writes_stop_only_without_a_q
         .connect(cluster.connect_string())
         .await
         .expect("producer connects");
+    // As above: the new R3 groups answer writes once they have leaders.
+    let work_stream = format!("CHORIA_AJ_Q_{QUEUE}");
+    wait_for(
+        "the new groups to elect leaders",
+        Duration::from_secs(60),
+        || leaders(&cluster, &work_stream),
+    )
+    .await;
     let worker_client = options(QUEUE)
         .connect(cluster.connect_string())
         .await
