@@ -110,13 +110,7 @@ impl ContextExt for JetRuntime {
 }
 
 /// A Python awaitable for a Rust future, on the running event loop.
-pub(crate) fn future_into_py<F, T>(py: Python<'_>, fut: F) -> PyResult<Bound<'_, PyAny>>
-where
-    F: Future<Output = PyResult<T>> + Send + 'static,
-    T: for<'py> IntoPyObject<'py> + Send + 'static,
-{
-    pyo3_async_runtimes::generic::future_into_py::<JetRuntime, _, _>(py, fut)
-}
+pub(crate) use crate::awaitable::future_into_py;
 
 /// Like [`future_into_py`], with task locals captured by the caller.
 pub(crate) fn future_into_py_with_locals<F, T>(
