@@ -279,6 +279,9 @@ where
     F: Future<Output = jetjobs::Result<T>> + Send + 'static,
     C: FnOnce(T) -> V + 'static,
 {
+    // Boxed first: napi moves the future by value through several calls, and an engine future
+    // is kilobytes (copying it was a fifth of the JS thread's time at 256 enqueues in flight).
+    let future = Box::pin(future);
     env.spawn_future_with_callback(async move { Ok(future.await) }, move |env, result| {
         result.map(convert).map_err(|e| js_error(env, e))
     })
