@@ -394,6 +394,11 @@ export declare class QueueHandle {
   /** Stores the task and its work item on this queue; resolves to the stored task. */
   enqueue(spec: TaskSpec): Promise<Task>
   /**
+   * `enqueue`, whose outcome goes to `settler` as that of call `id` instead of to a promise
+   * of its own (`lib/settler.ts`). Throws only for a spec that makes no task.
+   */
+  enqueueSettled(spec: TaskSpec, settler: Settler, id: number): void
+  /**
    * Stores many tasks with pipelined writes; resolves to one outcome per task, in order (a
    * failure of one does not stop the others).
    */
@@ -509,6 +514,12 @@ export declare class ScheduleWatch {
   next(): Promise<ScheduleChange | null>
   /** Ends the watch; a pending and every later `next()` resolve to null. */
   close(): void
+}
+
+/** Where enqueues made with it report their outcomes: `new Settler((batch) => ...)`. */
+export declare class Settler {
+  /** `settle` is called on the JS thread with every outcome queued since its last call. */
+  constructor(settle: (batch: Array<Settled>) => void)
 }
 
 /** Lists, inspects and removes queues and tasks. */
@@ -808,6 +819,8 @@ export interface EnqueueOutcome {
   code?: ErrorCode
   /** The error's message when the task was not stored. */
   message?: string
+  /** The text of the error's source, if it has one (the JS error's `cause`). */
+  cause?: string
 }
 
 /** The `code` of every error jetjobs raises; one per core `ErrorKind`. */
@@ -1077,6 +1090,12 @@ export declare function setLogLevel(level: 'error' | 'warn' | 'info' | 'debug' |
  * the process alive, and must not throw.
  */
 export declare function setLogSink(level: 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off', log: (level: 'error' | 'warn' | 'info' | 'debug' | 'trace', message: string) => void): void
+
+/** The outcome of the enqueue that `lib/settler.ts` numbered `id`. */
+export interface Settled {
+  id: number
+  outcome: EnqueueOutcome
+}
 
 /**
  * runutil's `Backoff.Duration`: 0 for attempt 0, then `policy`'s delay, in ms. `attempt` is a

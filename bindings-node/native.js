@@ -853,6 +853,7 @@ module.exports.Responder = nativeBinding.Responder
 module.exports.RetryPolicy = nativeBinding.RetryPolicy
 module.exports.ScheduledTask = nativeBinding.ScheduledTask
 module.exports.ScheduleWatch = nativeBinding.ScheduleWatch
+module.exports.Settler = nativeBinding.Settler
 module.exports.StorageAdmin = nativeBinding.StorageAdmin
 module.exports.SupervisedJob = nativeBinding.SupervisedJob
 module.exports.SupervisedWorker = nativeBinding.SupervisedWorker

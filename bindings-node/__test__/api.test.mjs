@@ -193,6 +193,26 @@ describe('task times and signatures', () => {
 })
 
 describe('process lifetime', () => {
+  test('a pending enqueue keeps the process alive, also one made after another settled', async (t) => {
+    const script = `
+      const { App, Queue } = require('jetjobs')
+      const app = new App({ servers: ${JSON.stringify(server.url)}, queue: new Queue(${JSON.stringify(queueName('ALIVE'))}) })
+      app.enqueue('first', 1).then(() =>
+        app.enqueue('second', 2).then(async (task) => {
+          console.log(task.type)
+          await app.close()
+        }))`
+    const child = spawn(process.execPath, ['-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    t.after(() => clearTimeout(timer))
+    const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))
+    assert.equal(signal, null, 'the child had to be killed: something kept it alive')
+    assert.equal(code, 0)
+    assert.equal(out.trim(), 'second')
+  })
+
   test('the worker does not keep the process alive after run() resolved and close()', async (t) => {
     const script = `
       const { App, Queue } = require('jetjobs')

@@ -23,6 +23,7 @@ import { Priority } from './priority.js'
 import { Queue, type QueueSettings } from './queue.js'
 import { enqueueMany, QueueHandle, settled, taskSpec, type EnqueueOptions, type TaskInput, type WaitOptions } from './queueHandle.js'
 import { RetryPolicy, type RetryPolicyName } from './retry.js'
+import { settle } from './settler.js'
 import { ScheduledTask, ScheduleWatch, type ScheduleOptions } from './scheduler.js'
 import { TaskSigner, TaskVerifier } from './signing.js'
 import { Task } from './task.js'
@@ -439,7 +440,8 @@ export class App {
     const { queue, ...rest } = options
     const spec = taskSpec(type, payload, rest)
     const handle = await this.queue(queue ?? this.#defaultQueue)
-    return new Task<P>(await traceEnqueue(handle.name, [spec], () => call(async () => handle[kNative].enqueue(spec))))
+    const inner = handle[kNative]
+    return new Task<P>(await traceEnqueue(handle.name, [spec], () => call(async () => settle((settler, id) => inner.enqueueSettled(spec, settler, id)))))
   }
 
   /**

@@ -150,8 +150,8 @@ const errorClasses: { readonly [C in ErrorCode]: ErrorClass } = {
 export const ERROR_CODES: readonly ErrorCode[] = Object.freeze(native.errorCodes())
 
 /** The error of class `code` with `message`, for outcomes the addon reports as data. */
-export function errorFor(code: ErrorCode, message: string): JetJobsError {
-  return new errorClasses[code](message)
+export function errorFor(code: ErrorCode, message: string, cause?: string | null): JetJobsError {
+  return cause == null ? new errorClasses[code](message) : new errorClasses[code](message, { cause: new Error(cause) })
 }
 
 /**

@@ -4,6 +4,7 @@ import type * as native from '../native.js'
 import { call, errorFor, InvalidOptionError, InvalidPayloadError } from './errors.js'
 import { kNative, toJson } from './internal.js'
 import type { QueueInfo, QueueSettings } from './queue.js'
+import { settle } from './settler.js'
 import { Task } from './task.js'
 import { traceEnqueue } from './tracing.js'
 
@@ -132,7 +133,7 @@ export class QueueHandle {
    */
   async enqueue<P = unknown>(type: string, payload?: P, options: EnqueueOptions = {}): Promise<Task<P>> {
     const spec = taskSpec(type, payload, options)
-    return new Task<P>(await traceEnqueue(this.name, [spec], () => call(async () => this.#inner.enqueue(spec))))
+    return new Task<P>(await traceEnqueue(this.name, [spec], () => call(async () => settle((settler, id) => this.#inner.enqueueSettled(spec, settler, id)))))
   }
   /**
    * Stores many tasks with pipelined writes. Resolves to one outcome per task, in order, shaped
@@ -200,6 +201,6 @@ export async function enqueueMany<P>(
 /** @internal An outcome the addon reports as data, as `Promise.allSettled` would give it. */
 export function settled<P = unknown>(outcome: native.EnqueueOutcome | undefined): PromiseSettledResult<Task<P>> {
   if (outcome?.task != null) return { status: 'fulfilled', value: new Task<P>(outcome.task) }
-  const reason = outcome?.code != null ? errorFor(outcome.code, outcome.message ?? '') : new Error('no outcome')
+  const reason = outcome?.code != null ? errorFor(outcome.code, outcome.message ?? '', outcome.cause) : new Error('no outcome')
   return { status: 'rejected', reason }
 }

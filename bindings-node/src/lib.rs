@@ -26,6 +26,7 @@ pub mod queue_handle;
 pub mod responder;
 pub mod retry;
 pub mod scheduler;
+pub mod settler;
 pub mod signing;
 pub mod supervisor;
 pub mod task;

@@ -8,6 +8,7 @@ use napi_derive::napi;
 use crate::client::wait_timeout;
 use crate::error::{ErrorCode, check, promise};
 use crate::queue::{QueueInfo, QueueSettings};
+use crate::settler::Settler;
 use crate::task::{Task, TaskSpec};
 
 /// One open queue: enqueue to it, load and retry its tasks, read its counts, purge it.
@@ -46,6 +47,23 @@ impl QueueHandle {
         let queue = self.inner.clone();
         let task = check(env, spec.into_task())?;
         promise(env, async move { queue.enqueue(task).await }, Task::from)
+    }
+
+    /// `enqueue`, whose outcome goes to `settler` as that of call `id` instead of to a promise
+    /// of its own (`lib/settler.ts`). Throws only for a spec that makes no task.
+    #[napi]
+    pub fn enqueue_settled(
+        &self,
+        env: &Env,
+        spec: TaskSpec,
+        settler: &Settler,
+        id: u32,
+    ) -> napi::Result<()> {
+        let queue = self.inner.clone();
+        let task = check(env, spec.into_task())?;
+        let settler = settler.shared.clone();
+        napi::bindgen_prelude::spawn(async move { settler.settle(id, queue.enqueue(task).await) });
+        Ok(())
     }
 
     /// Stores many tasks with pipelined writes; resolves to one outcome per task, in order (a
@@ -191,6 +209,8 @@ pub struct EnqueueOutcome {
     pub code: Option<ErrorCode>,
     /// The error's message when the task was not stored.
     pub message: Option<String>,
+    /// The text of the error's source, if it has one (the JS error's `cause`).
+    pub cause: Option<String>,
 }
 
 impl From<jetjobs::Result<jetjobs::Task>> for EnqueueOutcome {
@@ -200,11 +220,13 @@ impl From<jetjobs::Result<jetjobs::Task>> for EnqueueOutcome {
                 task: Some(Task::from(task)),
                 code: None,
                 message: None,
+                cause: None,
             },
             Err(e) => Self {
                 task: None,
                 code: Some(ErrorCode::from(e.kind())),
                 message: Some(e.to_string()),
+                cause: std::error::Error::source(&e).map(ToString::to_string),
             },
         }
     }
