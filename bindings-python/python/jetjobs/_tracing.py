@@ -41,16 +41,23 @@ _TRACEPARENT = "traceparent"
 _TRACESTATE = "tracestate"
 
 
-@contextlib.contextmanager
-def producing(queue: str, count: int) -> Iterator[TraceContext | None]:
+# Without OpenTelemetry every enqueue shares this one: no generator made per call.
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def producing(queue: str, count: int) -> contextlib.AbstractContextManager[TraceContext | None]:
     """A ``jetjobs.enqueue`` span of ``count`` tasks to ``queue``, current for the block.
 
     Yields the span's context to send with the tasks (``None`` without OpenTelemetry or without a
     valid span, as with no tracer provider set and no span around).
     """
     if not ENABLED:
-        yield None
-        return
+        return _NO_SPAN
+    return _producing_span(queue, count)
+
+
+@contextlib.contextmanager
+def _producing_span(queue: str, count: int) -> Iterator[TraceContext | None]:
     with _tracer.start_as_current_span(
         "jetjobs.enqueue",
         kind=_trace.SpanKind.PRODUCER,
