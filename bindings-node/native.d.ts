@@ -391,11 +391,10 @@ export declare class QueueHandle {
   get name(): string
   /** The queue's settings as the server holds them. */
   get settings(): QueueSettings
-  /** Stores the task and its work item on this queue; resolves to the stored task. */
-  enqueue(spec: TaskSpec): Promise<Task>
   /**
-   * `enqueue`, whose outcome goes to `settler` as that of call `id` instead of to a promise
-   * of its own (`lib/settler.ts`). Throws only for a spec that makes no task.
+   * Stores the task and its work item on this queue; the outcome goes to `settler` as that of
+   * call `id` (`lib/settler.ts`) rather than to a promise of its own. Throws only for a spec
+   * that makes no task.
    */
   enqueueSettled(spec: TaskSpec, settler: Settler, id: number): void
   /**

@@ -193,6 +193,19 @@ describe('task times and signatures', () => {
 })
 
 describe('process lifetime', () => {
+  /** Runs `script` in a child Node and returns its trimmed stdout once it exits on its own with 0. */
+  async function exitingOutput(t, script) {
+    const child = spawn(process.execPath, ['-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    t.after(() => clearTimeout(timer))
+    const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))
+    assert.equal(signal, null, 'the child had to be killed: something kept it alive')
+    assert.equal(code, 0)
+    return out.trim()
+  }
+
   test('a pending enqueue keeps the process alive, also one made after another settled', async (t) => {
     const script = `
       const { App, Queue } = require('jetjobs')
@@ -202,15 +215,7 @@ describe('process lifetime', () => {
           console.log(task.type)
           await app.close()
         }))`
-    const child = spawn(process.execPath, ['-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    t.after(() => clearTimeout(timer))
-    const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))
-    assert.equal(signal, null, 'the child had to be killed: something kept it alive')
-    assert.equal(code, 0)
-    assert.equal(out.trim(), 'second')
+    assert.equal(await exitingOutput(t, script), 'second')
   })
 
   test('the worker does not keep the process alive after run() resolved and close()', async (t) => {
@@ -224,14 +229,6 @@ describe('process lifetime', () => {
         console.log((await app.loadTask(task.id)).state)
         await app.close()
       })`
-    const child = spawn(process.execPath, ['-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    t.after(() => clearTimeout(timer))
-    const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))
-    assert.equal(signal, null, 'the child had to be killed: something kept it alive')
-    assert.equal(code, 0)
-    assert.equal(out.trim(), 'complete')
+    assert.equal(await exitingOutput(t, script), 'complete')
   })
 })

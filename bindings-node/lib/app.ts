@@ -21,9 +21,8 @@ import { Kv, KvBucket, type KvWatch } from './kv.js'
 import { setLogger, type Logger, type LogLevel } from './logging.js'
 import { Priority } from './priority.js'
 import { Queue, type QueueSettings } from './queue.js'
-import { enqueueMany, QueueHandle, settled, taskSpec, type EnqueueOptions, type TaskInput, type WaitOptions } from './queueHandle.js'
+import { enqueueMany, enqueueOne, QueueHandle, settled, taskSpec, type EnqueueOptions, type TaskInput, type WaitOptions } from './queueHandle.js'
 import { RetryPolicy, type RetryPolicyName } from './retry.js'
-import { settle } from './settler.js'
 import { ScheduledTask, ScheduleWatch, type ScheduleOptions } from './scheduler.js'
 import { TaskSigner, TaskVerifier } from './signing.js'
 import { Task } from './task.js'
@@ -440,8 +439,7 @@ export class App {
     const { queue, ...rest } = options
     const spec = taskSpec(type, payload, rest)
     const handle = await this.queue(queue ?? this.#defaultQueue)
-    const inner = handle[kNative]
-    return new Task<P>(await traceEnqueue(handle.name, [spec], () => call(async () => settle((settler, id) => inner.enqueueSettled(spec, settler, id)))))
+    return enqueueOne<P>(handle[kNative], spec)
   }
 
   /**

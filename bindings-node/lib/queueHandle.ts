@@ -133,7 +133,7 @@ export class QueueHandle {
    */
   async enqueue<P = unknown>(type: string, payload?: P, options: EnqueueOptions = {}): Promise<Task<P>> {
     const spec = taskSpec(type, payload, options)
-    return new Task<P>(await traceEnqueue(this.name, [spec], () => call(async () => settle((settler, id) => this.#inner.enqueueSettled(spec, settler, id)))))
+    return enqueueOne<P>(this.#inner, spec)
   }
   /**
    * Stores many tasks with pipelined writes. Resolves to one outcome per task, in order, shaped
@@ -173,6 +173,11 @@ export class QueueHandle {
   async purge(): Promise<void> {
     return call(async () => this.#inner.purge())
   }
+}
+
+/** @internal `enqueue` on a native queue, its promise settled with others (`settler.ts`). */
+export async function enqueueOne<P>(queue: native.QueueHandle, spec: native.TaskSpec): Promise<Task<P>> {
+  return new Task<P>(await traceEnqueue(queue.name, [spec], () => call(async () => settle((settler, id) => queue.enqueueSettled(spec, settler, id)))))
 }
 
 /** @internal `enqueueMany` on a native queue: specs that cannot be made keep their place. */

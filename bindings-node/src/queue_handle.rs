@@ -37,20 +37,9 @@ impl QueueHandle {
         QueueSettings::from(self.inner.settings())
     }
 
-    /// Stores the task and its work item on this queue; resolves to the stored task.
-    #[napi(ts_return_type = "Promise<Task>")]
-    pub fn enqueue<'env>(
-        &self,
-        env: &'env Env,
-        spec: TaskSpec,
-    ) -> napi::Result<PromiseRaw<'env, Task>> {
-        let queue = self.inner.clone();
-        let task = check(env, spec.into_task())?;
-        promise(env, async move { queue.enqueue(task).await }, Task::from)
-    }
-
-    /// `enqueue`, whose outcome goes to `settler` as that of call `id` instead of to a promise
-    /// of its own (`lib/settler.ts`). Throws only for a spec that makes no task.
+    /// Stores the task and its work item on this queue; the outcome goes to `settler` as that of
+    /// call `id` (`lib/settler.ts`) rather than to a promise of its own. Throws only for a spec
+    /// that makes no task.
     #[napi]
     pub fn enqueue_settled(
         &self,

@@ -195,6 +195,24 @@ fn acked(produced: &Mutex<Produced>) -> usize {
     produced.lock().expect("lock").acked.len()
 }
 
+/// The producer's client, connected once its queue's new R3 groups have leaders. Until each
+/// group has elected one, a client preparing the queue on another node, or a write, waits for an
+/// answer (on a loaded machine past its request timeout).
+async fn connect_producer(cluster: &jetjobs::DevCluster, queue: &str) -> Client {
+    let producer = options(queue)
+        .connect(cluster.connect_string())
+        .await
+        .expect("producer connects");
+    let work_stream = format!("CHORIA_AJ_Q_{queue}");
+    wait_for(
+        "the new groups to elect leaders",
+        Duration::from_secs(60),
+        || leaders(cluster, &work_stream),
+    )
+    .await;
+    producer
+}
+
 /// The nodes leading the tasks stream, `work_stream` and its `WORKERS` consumer, once all three
 /// have a leader.
 async fn leaders(cluster: &jetjobs::DevCluster, work_stream: &str) -> Option<[usize; 3]> {
@@ -216,20 +234,8 @@ async fn every_acknowledged_task_completes_when_the_stream_leader_crashes() {
     let mut cluster = tokio::task::block_in_place(NatsCluster::start);
     const QUEUE: &str = "FAILOVER";
 
-    let producer = options(QUEUE)
-        .connect(cluster.connect_string())
-        .await
-        .expect("producer connects");
-    // The producer just created the R3 streams and consumer; until each group has elected a
-    // leader, a client preparing the queue on another node waits for an answer (on a loaded
-    // machine past its request timeout).
+    let producer = connect_producer(&cluster, QUEUE).await;
     let work_stream = format!("CHORIA_AJ_Q_{QUEUE}");
-    wait_for(
-        "the new groups to elect leaders",
-        Duration::from_secs(60),
-        || leaders(&cluster, &work_stream),
-    )
-    .await;
     let runs = Runs::default();
     let mut workers = Vec::new();
     for i in 0..cluster.node_count() {
@@ -394,18 +400,7 @@ async fn a_worker_whose_node_is_lost_reconnects_and_writes_stop_only_without_a_q
     let mut cluster = tokio::task::block_in_place(NatsCluster::start);
     const QUEUE: &str = "RECONNECT";
 
-    let producer = options(QUEUE)
-        .connect(cluster.connect_string())
-        .await
-        .expect("producer connects");
-    // As above: the new R3 groups answer writes once they have leaders.
-    let work_stream = format!("CHORIA_AJ_Q_{QUEUE}");
-    wait_for(
-        "the new groups to elect leaders",
-        Duration::from_secs(60),
-        || leaders(&cluster, &work_stream),
-    )
-    .await;
+    let producer = connect_producer(&cluster, QUEUE).await;
     let worker_client = options(QUEUE)
         .connect(cluster.connect_string())
         .await
