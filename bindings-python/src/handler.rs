@@ -2,10 +2,10 @@
 //! Python callables as core [`Handler`]s.
 //!
 //! - **Async handlers** run on the event loop that called `Client.run`. The core calls a handler from
-//!   tokio tasks; each call queues a job and the first job of a batch wakes the loop with one
-//!   `call_soon_threadsafe`. On the loop, [`Drain`] starts every queued job as an asyncio task and
-//!   each task's done callback sends the result straight back to the waiting tokio task. Under load
-//!   the loop is woken once per batch instead of once per task.
+//!   tokio tasks; each call queues a job and the first job of a batch wakes the loop through its
+//!   [`LoopWaker`], without the GIL. On the loop, [`Drain`] starts every queued job as an asyncio
+//!   task and each task's done callback sends the result straight back to the waiting tokio task.
+//!   Under load the loop is woken once per batch instead of once per task.
 //! - **Sync handlers** run on tokio's blocking pool with the GIL held only for the call, so they
 //!   never block the event loop or a tokio worker.
 //!
@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 
 use crate::convert;
 use crate::error::TerminateTask;
+use crate::loop_waker::LoopWaker;
 use crate::runtime;
 use crate::task::PyTask;
 
@@ -124,6 +125,7 @@ struct JobState {
 /// Bridges one `Client.run` to its event loop.
 pub(crate) struct Dispatcher {
     event_loop: Py<PyAny>,
+    waker: Arc<LoopWaker>,
     context: Py<PyAny>,
     drain: Py<Drain>,
 }
@@ -133,6 +135,7 @@ impl Dispatcher {
     pub(crate) fn new(py: Python<'_>, locals: &TaskLocals) -> PyResult<Arc<Self>> {
         Ok(Arc::new(Self {
             event_loop: locals.event_loop(py).unbind(),
+            waker: LoopWaker::of(&locals.event_loop(py))?,
             context: locals.context(py).unbind(),
             drain: Py::new(
                 py,
@@ -165,7 +168,7 @@ impl Dispatcher {
             dispatcher: self.clone(),
             armed: true,
         };
-        self.submit(Job {
+        self.clone().submit(Job {
             callable,
             task,
             ctx,
@@ -181,8 +184,8 @@ impl Dispatcher {
         })
     }
 
-    /// Queues a job; the first job after a drain wakes the loop.
-    fn submit(&self, job: Job) {
+    /// Queues a job; the first job after a drain has the loop drain the queue.
+    fn submit(self: Arc<Self>, job: Job) {
         let drain = self.drain.get();
         if drain.closed.load(Ordering::Acquire) {
             return; // dropping the job drops its reply: the caller sees the loop gone
@@ -195,21 +198,14 @@ impl Dispatcher {
         if !wake {
             return;
         }
-        let scheduled = runtime::attach(|py| {
-            let kwargs = PyDict::new(py);
-            kwargs.set_item(pyo3::intern!(py, "context"), self.context.bind(py))?;
-            self.event_loop.bind(py).call_method(
-                pyo3::intern!(py, "call_soon_threadsafe"),
-                (self.drain.clone_ref(py),),
-                Some(&kwargs),
-            )?;
-            PyResult::Ok(())
-        });
-        if !matches!(scheduled, Some(Ok(()))) {
-            // The loop is closed (or the interpreter is exiting): nothing will drain the queue.
-            drain.scheduled.store(false, Ordering::Release);
-            drop(drain.take());
-        }
+        let waker = self.waker.clone();
+        // In the caller's contextvars, so that handler tasks copy them.
+        waker.run_on_loop(Box::new(move |py| {
+            self.context
+                .bind(py)
+                .call_method1(pyo3::intern!(py, "run"), (self.drain.bind(py),))
+                .map(drop)
+        }));
     }
 
     async fn call_sync(
@@ -428,17 +424,10 @@ impl Drop for CancelOnDrop {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(py_task) = py_task {
-            runtime::attach(|py| {
-                let _ = py_task
-                    .bind(py)
-                    .getattr(pyo3::intern!(py, "cancel"))
-                    .and_then(|cancel| {
-                        self.dispatcher
-                            .event_loop
-                            .bind(py)
-                            .call_method1(pyo3::intern!(py, "call_soon_threadsafe"), (cancel,))
-                    });
-            });
+            self.dispatcher.waker.run_on_loop(Box::new(move |py| {
+                py_task.bind(py).call_method0(pyo3::intern!(py, "cancel"))?;
+                Ok(())
+            }));
         }
     }
 }

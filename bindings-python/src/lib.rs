@@ -19,6 +19,7 @@ mod governor;
 mod handler;
 mod kv;
 mod log;
+mod loop_waker;
 mod metrics;
 mod mux;
 mod pool;
