@@ -25,6 +25,7 @@ pub mod queue;
 pub mod queue_handle;
 pub mod responder;
 pub mod retry;
+mod runtime;
 pub mod scheduler;
 pub mod settler;
 pub mod signing;

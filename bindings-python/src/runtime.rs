@@ -35,9 +35,8 @@ pub(crate) fn runtime() -> &'static Runtime {
             // Leaked on purpose: a runtime inherited through fork has no threads and must not be
             // dropped (that would wait for them), and the live one lasts as long as the process.
             let rt: &'static Runtime = Box::leak(Box::new(
-                tokio::runtime::Builder::new_multi_thread()
+                jetjobs::embedded_runtime()
                     .thread_name("jetjobs")
-                    .enable_all()
                     .build()
                     .expect("building the tokio runtime"),
             ));

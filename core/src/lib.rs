@@ -34,6 +34,7 @@ mod decoder_properties;
 mod delegated;
 mod dev_cluster;
 mod dev_server;
+mod embedding;
 mod error;
 mod events;
 mod handler;
@@ -66,6 +67,7 @@ pub use coord::lifecycle::{
 pub use delegated::Responder;
 pub use dev_cluster::DevCluster;
 pub use dev_server::DevServer;
+pub use embedding::embedded_runtime;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{
     EVENTS_SUBJECT_WILDCARD, Event, LEADER_ELECTED_EVENT_TYPE, LeaderElectedEvent,
