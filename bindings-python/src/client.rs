@@ -295,7 +295,9 @@ impl PyClient {
     fn replay<'py>(&self, py: Python<'py>, ids: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.live()?.clone();
         runtime::future_into_py(py, async move {
-            crate::queue_handle::results_to_py(client.replay(&ids, |_, _, _| {}).await)
+            Ok(crate::queue_handle::Outcomes(
+                client.replay(&ids, |_, _, _| {}).await,
+            ))
         })
     }
 

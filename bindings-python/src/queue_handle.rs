@@ -2,6 +2,7 @@
 //! `QueueHandle`: one open queue of a client, converted.
 
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 use crate::client::{PyQueueInfo, wait_timeout};
 use crate::error::IntoPyResult as _;
@@ -73,7 +74,7 @@ impl PyQueueHandle {
         let tasks = core_tasks(&tasks);
         runtime::future_into_py(
             py,
-            async move { results_to_py(queue.enqueue_many(tasks).await) },
+            async move { Ok(Outcomes(queue.enqueue_many(tasks).await)) },
         )
     }
 
@@ -82,12 +83,12 @@ impl PyQueueHandle {
         &self,
         py: Python<'_>,
         tasks: Vec<PyRef<'_, PyTask>>,
-    ) -> PyResult<Vec<Py<PyAny>>> {
+    ) -> PyResult<Outcomes> {
         let queue = self.live()?.clone();
         let tasks = core_tasks(&tasks);
-        results_to_py(runtime::block_on(py, async move {
+        Ok(Outcomes(runtime::block_on(py, async move {
             queue.enqueue_many(tasks).await
-        }))
+        })))
     }
 
     /// Enqueues the task, then waits until it is final, as `Client.wait_for`.
@@ -179,19 +180,30 @@ impl PyQueueHandle {
     }
 }
 
-/// Stored tasks and the exceptions of those that failed, in order.
-pub(crate) fn results_to_py(
-    results: Vec<jetjobs::Result<jetjobs::Task>>,
-) -> PyResult<Vec<Py<PyAny>>> {
-    Python::attach(|py| {
-        results
+/// Stored tasks and the exceptions of those that failed, in order. Made into Python objects where
+/// they are handed to Python (on the event loop, for an awaitable), never on an engine thread,
+/// which would wait there for the GIL.
+pub(crate) struct Outcomes(pub(crate) Vec<jetjobs::Result<jetjobs::Task>>);
+
+impl<'py> IntoPyObject<'py> for Outcomes {
+    type Target = PyList;
+    type Output = Bound<'py, PyList>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let items = self
+            .0
             .into_iter()
             .map(|result| match result {
-                Ok(task) => Ok(Bound::new(py, PyTask::new(task))?.into_any().unbind()),
-                Err(e) => Ok(crate::error::to_py(e).into_value(py).into_any()),
+                Ok(task) => Ok(Bound::new(py, PyTask::new(task))?.into_any()),
+                Err(e) => Ok(crate::error::to_py(e)
+                    .into_value(py)
+                    .into_bound(py)
+                    .into_any()),
             })
-            .collect()
-    })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
 }
 
 /// The core tasks behind a list of Python ones.
