@@ -526,6 +526,32 @@ async fn write_lease(
     }
 }
 
+/// [`write_lease`] for this node's last word on one of its own keys: when the keepalive loop
+/// refreshed the key meanwhile, only its revision moved (the create finds the key), so the write
+/// is repeated over the revision now stored. The keepalive loop itself never does this: its
+/// record may be older than the one it would overwrite.
+async fn overwrite_lease(
+    inner: &Inner,
+    key: &str,
+    value: Bytes,
+    revision: u64,
+    bound: Duration,
+) -> Result<u64> {
+    match write_lease(inner, key, value.clone(), revision, bound).await {
+        Err(e) if e.kind() == ErrorKind::KeyExists => {
+            let stored = tokio::time::timeout(bound, inner.kv.get(key))
+                .await
+                .map_err(|_| {
+                    Error::new(ErrorKind::Timeout, format!("reading {key} timed out"))
+                })??;
+            // Gone again (expired): revision 0 makes the write a create.
+            let revision = stored.map_or(0, |entry| entry.revision);
+            write_lease(inner, key, value, revision, bound).await
+        }
+        other => other,
+    }
+}
+
 async fn notification_loop(
     inner: Arc<Inner>,
     subscription: Option<async_nats::Subscriber>,
@@ -637,7 +663,7 @@ pub(crate) async fn leave(inner: &Arc<Inner>, ids: &[String]) -> Result<()> {
     let mut last = 0;
     for (id, record, revision) in &marked {
         let key = format!("{}{id}", records::WORKERS);
-        let revision = write_lease(
+        let revision = overwrite_lease(
             inner,
             &key,
             records::encode(record)?,
@@ -731,5 +757,46 @@ async fn shut_down_here(inner: &Arc<Inner>) {
     // The node that asked keeps watching until every other node has left.
     if !inner.shutting_down.load(Ordering::SeqCst) {
         inner.stop.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{PoolNode, PoolOptions};
+
+    #[tokio::test]
+    async fn a_leaving_node_writes_over_a_refresh_that_moved_its_key() {
+        let server = crate::DevServer::start().expect("nats-server (make setup)");
+        let client = crate::ClientOptions::new()
+            .connect(server.url())
+            .await
+            .expect("connect");
+        let node = PoolNode::join(&client, "leases", PoolOptions::new())
+            .await
+            .expect("joins");
+        let inner = &node.inner;
+        let bound = Duration::from_secs(5);
+        let key = format!("{}w1", records::WORKERS);
+        let first = write_lease(inner, &key, Bytes::from_static(b"1"), 0, bound)
+            .await
+            .expect("created");
+        // The keepalive loop's refresh lands first: the revision read before it is stale.
+        let refreshed = write_lease(inner, &key, Bytes::from_static(b"2"), first, bound)
+            .await
+            .expect("refreshed");
+
+        let stale = write_lease(inner, &key, Bytes::from_static(b"3"), first, bound).await;
+        assert_eq!(stale.map_err(|e| e.kind()), Err(ErrorKind::KeyExists));
+        let left = overwrite_lease(inner, &key, Bytes::from_static(b"leaving"), first, bound)
+            .await
+            .expect("written over the refresh");
+        assert!(left > refreshed);
+        let stored = inner.kv.get(&key).await.expect("read").expect("present");
+        assert_eq!(
+            (stored.revision, &stored.value[..]),
+            (left, &b"leaving"[..])
+        );
+        node.close().await.expect("closes");
     }
 }
