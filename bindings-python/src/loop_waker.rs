@@ -31,11 +31,18 @@ pub(crate) struct LoopWaker {
     signalled: AtomicBool,
 }
 
-/// The wakers handed out, each with a weak reference to its loop. Python is never called with
-/// the lock held: the GIL may change hands during a call, and another thread may need the lock.
-static WAKERS: Mutex<Vec<(Py<PyAny>, Arc<LoopWaker>)>> = Mutex::new(Vec::new());
+/// A waker handed out: the address of its loop, a weak reference to it, and the waker.
+struct Entry {
+    address: usize,
+    weak: Py<PyAny>,
+    waker: Arc<LoopWaker>,
+}
 
-fn wakers() -> std::sync::MutexGuard<'static, Vec<(Py<PyAny>, Arc<LoopWaker>)>> {
+/// The wakers handed out. Python is never called with the lock held: the GIL may change hands
+/// during a call, and another thread may need the lock.
+static WAKERS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+fn wakers() -> std::sync::MutexGuard<'static, Vec<Entry>> {
     WAKERS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -45,33 +52,18 @@ impl LoopWaker {
     /// with any work still queued for them.
     pub(crate) fn of(event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<LoopWaker>> {
         let py = event_loop.py();
-        let known: Vec<(Py<PyAny>, Arc<LoopWaker>)> = wakers()
+        let address = event_loop.as_ptr() as usize;
+        let found = wakers()
             .iter()
-            .map(|(weak, waker)| (weak.clone_ref(py), waker.clone()))
-            .collect();
-        let mut stale = Vec::new();
-        for (weak, waker) in &known {
-            let referent = weak.bind(py).call0()?;
-            if referent.is(event_loop) {
-                return Ok(waker.clone());
-            }
-            if referent.is_none()
-                || referent
-                    .call_method0(pyo3::intern!(py, "is_closed"))?
-                    .is_truthy()?
-            {
-                stale.push(weak.as_ptr());
-            }
+            .find(|e| e.address == address)
+            .map(|e| (e.weak.clone_ref(py), e.waker.clone()));
+        // The address alone may be a collected loop's, reused.
+        if let Some((weak, waker)) = found
+            && weak.bind(py).call0()?.is(event_loop)
+        {
+            return Ok(waker);
         }
-        let forgotten: Vec<_> = {
-            let mut wakers = wakers();
-            let (gone, kept) = std::mem::take(&mut *wakers)
-                .into_iter()
-                .partition(|(weak, _)| stale.contains(&weak.as_ptr()));
-            *wakers = kept;
-            gone
-        };
-        drop(forgotten);
+        forget_stale(py)?;
         let (readable, writable) = UnixStream::pair()?;
         readable.set_nonblocking(true)?;
         writable.set_nonblocking(true)?;
@@ -93,7 +85,11 @@ impl LoopWaker {
         let weak = py
             .import(pyo3::intern!(py, "weakref"))?
             .call_method1(pyo3::intern!(py, "ref"), (event_loop,))?;
-        wakers().push((weak.unbind(), waker.clone()));
+        wakers().push(Entry {
+            address,
+            weak: weak.unbind(),
+            waker: waker.clone(),
+        });
         Ok(waker)
     }
 
@@ -125,6 +121,36 @@ impl LoopWaker {
         }
         failed.map_or(Ok(()), Err)
     }
+}
+
+/// Forgets the wakers of loops that are closed or collected.
+fn forget_stale(py: Python<'_>) -> PyResult<()> {
+    let known: Vec<(usize, Py<PyAny>)> = wakers()
+        .iter()
+        .map(|e| (e.weak.as_ptr() as usize, e.weak.clone_ref(py)))
+        .collect();
+    let mut stale = Vec::new();
+    for (id, weak) in known {
+        let referent = weak.bind(py).call0()?;
+        if referent.is_none()
+            || referent
+                .call_method0(pyo3::intern!(py, "is_closed"))?
+                .is_truthy()?
+        {
+            stale.push(id);
+        }
+    }
+    let forgotten: Vec<Entry> = {
+        let mut wakers = wakers();
+        let (gone, kept) = std::mem::take(&mut *wakers)
+            .into_iter()
+            .partition(|e| stale.contains(&(e.weak.as_ptr() as usize)));
+        *wakers = kept;
+        gone
+    };
+    // Dropped here, outside the lock: queued work holds Python objects.
+    drop(forgotten);
+    Ok(())
 }
 
 /// The loop's reader callback.
